@@ -1,0 +1,55 @@
+"""Public event contract of the video import service.
+
+Schemas only: no I/O, no imports beyond msgspec, so that any subscriber can
+install this package alone.
+"""
+
+from videoimport_events.base import Event
+from videoimport_events.catalog import (
+    EVENT_TYPES,
+    TERMINAL_VIDEO_EVENTS,
+    TOPICS,
+    AnyEvent,
+    Envelope,
+    decode_envelope,
+    decode_event,
+    encode_envelope,
+    encode_event,
+    topic_for,
+)
+from videoimport_events.jobs import ImportRequested, JobCompleted, JobState, Overview
+from videoimport_events.videos import (
+    Outcome,
+    VideoImported,
+    VideoImportFailed,
+    VideoImportRequested,
+    VideoImportSkipped,
+    video_key,
+)
+from videoimport_events.webhooks import WebhookDelivered, WebhookDeliveryFailed
+
+__all__ = [
+    "EVENT_TYPES",
+    "TERMINAL_VIDEO_EVENTS",
+    "TOPICS",
+    "AnyEvent",
+    "Envelope",
+    "Event",
+    "ImportRequested",
+    "JobCompleted",
+    "JobState",
+    "Outcome",
+    "Overview",
+    "VideoImportFailed",
+    "VideoImportRequested",
+    "VideoImportSkipped",
+    "VideoImported",
+    "WebhookDelivered",
+    "WebhookDeliveryFailed",
+    "decode_envelope",
+    "decode_event",
+    "encode_envelope",
+    "encode_event",
+    "topic_for",
+    "video_key",
+]

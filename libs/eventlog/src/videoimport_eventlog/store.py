@@ -1,0 +1,230 @@
+"""Append to and read from the event log in PostgreSQL.
+
+Positions are handed out in commit order: every append takes one transaction-
+scoped advisory lock before it reads the last position, and holds it until its
+transaction ends. So a reader that reads ``position > last_seen`` in order can
+never see position n+1 before n has committed, and never has to skip a gap.
+
+Each row also carries ``hash = sha256(previous hash || this event's bytes)``, so
+an auditor can verify the whole log is complete and unchanged (``verify_chain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from videoimport_events import AnyEvent, Envelope, Event, decode_event, encode_event
+
+APPEND_LOCK = 7_110_002
+NOTIFY_CHANNEL = "videoimport_events"
+GENESIS_HASH = b"\x00" * 32
+
+
+class StreamConflict(Exception):
+    """Another writer already appended at this stream version."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    event: Event
+    stream_id: str
+    stream_version: int
+    correlation_id: str
+    project: str
+    causation_id: str | None = None
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int
+    event_type: str
+    schema_version: int
+    event: AnyEvent
+    data: bytes
+    project: str
+    correlation_id: str
+    causation_id: str | None
+    occurred_at: datetime
+    hash: bytes
+
+    def envelope(self) -> Envelope:
+        return Envelope(
+            id=str(self.event_id),
+            type=self.event_type,
+            version=self.schema_version,
+            position=self.position,
+            stream=self.stream_id,
+            stream_version=self.stream_version,
+            occurred_at=self.occurred_at,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            project=self.project,
+            data=self.event,
+        )
+
+
+def chain_hash(
+    previous: bytes,
+    event_id: uuid.UUID,
+    stream_id: str,
+    stream_version: int,
+    event_type: str,
+    data: bytes,
+) -> bytes:
+    digest = hashlib.sha256(previous)
+    for part in (str(event_id), stream_id, str(stream_version), event_type):
+        digest.update(part.encode())
+        digest.update(b"\x1f")
+    digest.update(data)
+    return digest.digest()
+
+
+_COLUMNS = (
+    "position, event_id, stream_id, stream_version, event_type, schema_version, data::text,"
+    " project, correlation_id, causation_id, occurred_at, hash"
+)
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    data: bytes = row["data"].encode()
+    return RecordedEvent(
+        position=row["position"],
+        event_id=row["event_id"],
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        event=decode_event(data),
+        data=data,
+        project=row["project"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        occurred_at=row["occurred_at"],
+        hash=bytes(row["hash"]),
+    )
+
+
+async def append(
+    conn: asyncpg.Connection, events: Sequence[NewEvent], *, skip_existing: bool = False
+) -> list[int]:
+    """Append within the caller's transaction; returns the positions given.
+
+    With ``skip_existing`` an event whose (stream, version) is already taken is
+    left out instead of raising: the way to append "exactly once" when the
+    decision to append may be made again (a projection rebuilt from zero).
+    """
+    if not conn.is_in_transaction():
+        raise RuntimeError("append() must run inside the caller's transaction")
+    if not events:
+        return []
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+    if skip_existing:
+        taken = await conn.fetch(
+            "SELECT stream_id, stream_version FROM events"
+            " WHERE (stream_id, stream_version) IN"
+            " (SELECT * FROM unnest($1::text[], $2::int[]))",
+            [e.stream_id for e in events],
+            [e.stream_version for e in events],
+        )
+        taken_keys = {(r["stream_id"], r["stream_version"]) for r in taken}
+        events = [e for e in events if (e.stream_id, e.stream_version) not in taken_keys]
+        if not events:
+            return []
+    last = await conn.fetchrow("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+    position: int = last["position"] if last else 0
+    previous: bytes = bytes(last["hash"]) if last else GENESIS_HASH
+    rows: list[tuple[Any, ...]] = []
+    for new in events:
+        position += 1
+        data = encode_event(new.event)
+        event_type = type(new.event).type_name()
+        previous = chain_hash(
+            previous, new.event_id, new.stream_id, new.stream_version, event_type, data
+        )
+        rows.append(
+            (
+                position,
+                new.event_id,
+                new.stream_id,
+                new.stream_version,
+                event_type,
+                type(new.event).schema_version,
+                data.decode(),
+                new.project,
+                new.correlation_id,
+                new.causation_id,
+                new.occurred_at,
+                previous,
+            )
+        )
+    try:
+        await conn.executemany(
+            "INSERT INTO events (position, event_id, stream_id, stream_version, event_type,"
+            " schema_version, data, project, correlation_id, causation_id, occurred_at, hash)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11, $12)",
+            rows,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise StreamConflict(str(exc)) from exc
+    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(position))
+    return [r[0] for r in rows]
+
+
+async def read_after(
+    conn: asyncpg.Connection, position: int, limit: int = 500
+) -> list[RecordedEvent]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+        position,
+        limit,
+    )
+    return [_recorded(r) for r in rows]
+
+
+async def read_stream(conn: asyncpg.Connection, stream_id: str) -> list[RecordedEvent]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version", stream_id
+    )
+    return [_recorded(r) for r in rows]
+
+
+async def read_correlated(conn: asyncpg.Connection, correlation_id: str) -> list[RecordedEvent]:
+    """Every event of one job, in log order (for audits)."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY position",
+        correlation_id,
+    )
+    return [_recorded(r) for r in rows]
+
+
+async def verify_chain(conn: asyncpg.Connection, batch: int = 1000) -> int:
+    """Recompute the hash chain; returns the number of events checked.
+
+    Raises ``ValueError`` naming the first position that is missing or altered.
+    """
+    previous, expected, checked = GENESIS_HASH, 1, 0
+    while True:
+        events = await read_after(conn, expected - 1, batch)
+        if not events:
+            return checked
+        for ev in events:
+            if ev.position != expected:
+                raise ValueError(f"event log: position {expected} is missing")
+            previous = chain_hash(
+                previous, ev.event_id, ev.stream_id, ev.stream_version, ev.event_type, ev.data
+            )
+            if previous != ev.hash:
+                raise ValueError(f"event log: position {ev.position} was altered")
+            expected += 1
+            checked += 1

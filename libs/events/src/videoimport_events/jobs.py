@@ -1,0 +1,64 @@
+"""The ``jobs`` family: the life of one import request (a batch)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+from videoimport_events.base import Event
+
+JobState = Literal["success", "failed"]
+
+
+class ImportRequested(Event, frozen=True, kw_only=True):
+    """A client's batch was accepted and durably recorded.
+
+    One ``VideoImportRequested`` per video follows in the same transaction.
+    """
+
+    family: ClassVar[str] = "jobs"
+
+    job_id: str
+    project: str
+    system_name: str
+    api_version: str
+    video_count: int
+    webhook: str | None = None
+    context: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+    def partition_key(self) -> str:
+        return self.job_id
+
+
+class Overview(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts per terminal state of the videos of one job."""
+
+    total: int
+    success: int
+    skipped: int
+    failed: int
+
+
+class JobCompleted(Event, frozen=True, kw_only=True):
+    """Every video of the job has a terminal result.
+
+    ``state`` is ``failed`` when no video succeeded or was skipped. Carries the
+    webhook target and the client's context so that a notifier needs nothing else.
+    """
+
+    family: ClassVar[str] = "jobs"
+
+    job_id: str
+    project: str
+    state: JobState
+    overview: Overview
+    started_at: datetime
+    finished_at: datetime
+    webhook: str | None = None
+    context: dict[str, Any] | None = None
+
+    def partition_key(self) -> str:
+        return self.job_id

@@ -1,0 +1,82 @@
+"""The ``videos`` family: one requested video and its single terminal result.
+
+Every requested video gets exactly one of ``VideoImported``,
+``VideoImportSkipped`` or ``VideoImportFailed``. All events of one video
+(project, system name, external id) share a partition key, so subscribers see
+them in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from videoimport_events.base import Event
+
+
+def video_key(project: str, system_name: str, external_id: str) -> str:
+    """The partition key of a video: its identity within a project."""
+    return f"{project}/{system_name}/{external_id}"
+
+
+class _VideoEvent(Event, frozen=True, kw_only=True):
+    family: ClassVar[str] = "videos"
+
+    job_id: str
+    project: str
+    index: int
+    """Position of the video in the request's ``videos`` array."""
+    system_name: str
+    external_id: str
+
+    def partition_key(self) -> str:
+        return video_key(self.project, self.system_name, self.external_id)
+
+
+class VideoImportRequested(_VideoEvent, frozen=True, kw_only=True):
+    """A video of an accepted batch awaits download and registration."""
+
+    url: str
+    file_name: str
+    metadata: dict[str, Any]
+
+
+class StoredMedia(_VideoEvent, frozen=True, kw_only=True):
+    """Fields shared by results that point at a stored media object."""
+
+    media_id: str
+    mime_type: str
+    storage_key: str
+    """Object key in the media bucket; ``originalUrl`` is derived from it."""
+    size: int
+    sha256: str
+
+
+Outcome = Literal["created", "updated"]
+
+
+class VideoImported(StoredMedia, frozen=True, kw_only=True):
+    """The video is stored and registered (created, or an existing one updated).
+
+    ``downloaded`` is false when only fileName or metadata changed and the stored
+    bytes were kept.
+    """
+
+    outcome: Outcome
+    downloaded: bool
+    url: str
+    file_name: str
+    metadata: dict[str, Any]
+
+
+class VideoImportSkipped(StoredMedia, frozen=True, kw_only=True):
+    """Same url, fileName and metadata as the registered video: nothing to do."""
+
+    reason: str = "already exists"
+    code: str = "already_exists"
+
+
+class VideoImportFailed(_VideoEvent, frozen=True, kw_only=True):
+    """The video could not be imported; ``reason`` is for humans, ``code`` for machines."""
+
+    reason: str
+    code: str
