@@ -10,6 +10,8 @@ reuse it instead of starting one.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,17 +25,21 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+def stack() -> Iterator[StackInfo]:
     running = os.environ.get("VIDEOIMPORT_TEST_STACK_DIR")
     if running:
         yield read_stack_info(Path(running))
         return
-    local = LocalStack(tmp_path_factory.mktemp("stack"))
+    # Not under pytest's tmp_path: pytest prunes old basetemp dirs, which would
+    # delete a stack that a concurrent pytest session is still running on.
+    data_dir = Path(tempfile.mkdtemp(prefix="videoimport-stack-"))
+    local = LocalStack(data_dir)
     local.install()
     try:
         yield local.start()
     finally:
         local.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _with_database(dsn: str, database: str) -> str:

@@ -157,8 +157,11 @@ class KeyedConcurrentConsumer:
         if not offsets:
             return
         await self._consumer.commit(offsets)
-        for p in self._progress.values():
-            p.committable = None
+        # Handlers may have finished more while the commit was in flight: keep that.
+        for tp, committed in offsets.items():
+            progress = self._progress.get(tp)
+            if progress is not None and progress.committable == committed.offset:
+                progress.committable = None
 
     async def _drain(self) -> None:
         """Finish what is in flight, commit it, forget partition state."""

@@ -33,9 +33,16 @@ BEGIN
     RAISE EXCEPTION 'the event log is append-only';
 END;
 $$ LANGUAGE plpgsql;
-DROP TRIGGER IF EXISTS events_immutable ON events;
-CREATE TRIGGER events_immutable BEFORE UPDATE OR DELETE ON events
-    FOR EACH ROW EXECUTE FUNCTION events_are_immutable();
+-- Created only when missing: re-creating it would take an exclusive lock on
+-- events on every service start and deadlock with concurrent appends.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_immutable'
+                   AND tgrelid = 'events'::regclass) THEN
+        CREATE TRIGGER events_immutable BEFORE UPDATE OR DELETE ON events
+            FOR EACH ROW EXECUTE FUNCTION events_are_immutable();
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS tracking (
     name        text PRIMARY KEY,

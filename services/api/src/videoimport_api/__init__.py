@@ -1,0 +1,1 @@
+"""The HTTP API of the video import service (``python -m videoimport_api``)."""

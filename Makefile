@@ -1,0 +1,58 @@
+# Every target installs what it needs first, so each works from a clean clone.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PY := $(UV) run --frozen python
+PYTEST_ARGS ?=
+
+.PHONY: help uv install stack run test test-unit test-integration test-e2e lint typecheck check bench asyncapi clean
+
+help:
+	@echo "make run      start the local stack and every service (Ctrl-C stops all)"
+	@echo "make test     install what is missing, start the stack, run every test"
+	@echo "make check    ruff and mypy --strict"
+	@echo "make bench    benchmarks"
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
+
+install: uv
+	$(UV) sync --frozen
+	$(PY) -m videoimport_devstack install
+	scripts/ensure-compose.sh
+
+run: install
+	$(PY) -m videoimport_devstack.run
+
+stack: install
+	$(PY) -m videoimport_devstack up --data-dir .data
+
+test: install
+	$(UV) run --frozen pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: uv
+	$(UV) sync --frozen
+	$(UV) run --frozen pytest tests/unit -q $(PYTEST_ARGS)
+
+test-integration: install
+	$(UV) run --frozen pytest tests/integration -q $(PYTEST_ARGS)
+
+test-e2e: install
+	$(UV) run --frozen pytest tests/e2e -q $(PYTEST_ARGS)
+
+lint: uv
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: uv
+	$(UV) run --frozen mypy libs/*/src services/*/src
+
+check: lint typecheck
+
+bench: install
+	$(PY) -m benchmarks
+
+asyncapi: uv
+	$(PY) scripts/gen_asyncapi.py
+
+clean:
+	rm -rf .data .cache .venv

@@ -1,0 +1,131 @@
+"""``make run``: the local stack, every service, a demo project and token.
+
+Prints how to reach it (api, token, kafka, and the demo helper's URLs), then
+runs until Ctrl-C or SIGTERM and stops everything. State lives in ``.data/``,
+so a later run finds earlier jobs, media and blobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from . import demo_server
+from ._process import pick_port
+from .paths import default_data_dir, repo_root
+from .services import ServiceSet
+from .stack import LocalStack
+
+DEMO_PROJECT = "demo"
+
+
+def _cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "videoimport_projects.cli", *args, "--database-url", dsn],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def ensure_demo_token(data_dir: Path, dsn: str) -> str:
+    """The demo project and a write token; the token is kept in the data dir."""
+    config = repo_root() / "deploy" / "demo-project.json"
+    created = _cli(dsn, "project", "create", DEMO_PROJECT, "--config", str(config))
+    if created.returncode != 0 and "exists" not in created.stderr:
+        raise SystemExit(created.stderr.strip())
+    token_file = data_dir / "demo-token"
+    if token_file.exists() and created.returncode != 0:
+        return token_file.read_text().strip()
+    issued = _cli(dsn, "token", "create", "--project", DEMO_PROJECT)
+    if issued.returncode != 0:
+        raise SystemExit(issued.stderr.strip())
+    token = issued.stdout.strip()
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    return token
+
+
+def _saved_ports(data_dir: Path) -> dict[str, int]:
+    try:
+        saved: dict[str, int] = json.loads((data_dir / "run.json").read_text())
+        return saved
+    except (OSError, ValueError):
+        return {}
+
+
+def _webhook_secret(data_dir: Path) -> str:
+    path = data_dir / "webhook-secret"
+    if not path.exists():
+        import base64
+
+        path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode() + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    data_dir = default_data_dir()
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack = LocalStack(data_dir)
+    services: ServiceSet | None = None
+    try:
+        print(
+            "starting the local stack (first run installs Kafka, PostgreSQL, s3rver)...", flush=True
+        )
+        info = stack.start()
+        ports = _saved_ports(data_dir)
+        demo_port = pick_port(ports.get("demo"), ())
+        services = ServiceSet(
+            info,
+            data_dir / "logs",
+            api_port=ports.get("api", 8000),
+            extra_env={"VIDEOIMPORT_WEBHOOK_SECRET": _webhook_secret(data_dir)},
+        )
+        (data_dir / "run.json").write_text(
+            json.dumps({"api": services.api_port, "demo": demo_port})
+        )
+        demo = demo_server.serve(
+            repo_root() / "tests" / "fixtures", data_dir / "webhooks.jsonl", demo_port
+        )
+        api_url = services.start()
+        token = ensure_demo_token(data_dir, info.postgres_dsn)
+        print(f"api: {api_url}")
+        print(f"token: {token}")
+        print(f"kafka: {info.kafka_bootstrap}")
+        print(f"samples: http://127.0.0.1:{demo_port}/samples/sample.mp4")
+        print(f"webhooks: http://127.0.0.1:{demo_port}/webhooks")
+        print(f"logs: {data_dir / 'logs'}  (Ctrl-C stops everything)", flush=True)
+        while not stopping.wait(1.0):
+            dead = services.dead()
+            if dead:
+                name = next(iter(dead))
+                print(
+                    f"service {name} exited ({dead[name]}); see {data_dir / 'logs'}",
+                    file=sys.stderr,
+                )
+                break
+        demo.shutdown()
+    finally:
+        print("stopping...", flush=True)
+        if services is not None:
+            services.stop()
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""I/O adapters: PostgreSQL queries and S3 streaming."""

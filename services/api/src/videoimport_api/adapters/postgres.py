@@ -1,0 +1,109 @@
+"""The API's queries: its idempotency keys and the (projector-owned) status read model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from videoimport_api.domain.status import JobRow, VideoRow
+
+IDEMPOTENCY_DDL = """
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    project         text NOT NULL,
+    key             text NOT NULL,
+    request_sha256  text NOT NULL,
+    job_id          text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project, key)
+);
+"""
+
+
+async def claim_idempotency_key(
+    conn: asyncpg.Connection, project: str, key: str, request_sha256: str, job_id: str
+) -> tuple[str, str] | None:
+    """Record the key for ``job_id`` in the caller's transaction.
+
+    Returns None when this request now owns the key, else the (request_sha256,
+    job_id) it was first used with. Two concurrent first uses meet at the primary
+    key: the second insert waits for the first transaction and then sees its row.
+    """
+    claimed = await conn.fetchval(
+        "INSERT INTO idempotency_keys (project, key, request_sha256, job_id)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (project, key) DO NOTHING RETURNING true",
+        project,
+        key,
+        request_sha256,
+        job_id,
+    )
+    if claimed:
+        return None
+    row = await conn.fetchrow(
+        "SELECT request_sha256, job_id FROM idempotency_keys WHERE project = $1 AND key = $2",
+        project,
+        key,
+    )
+    if row is None:
+        # The row that blocked the insert is gone again: only possible if someone deletes keys.
+        raise RuntimeError(f"idempotency key {key!r} vanished while being claimed")
+    return row["request_sha256"], row["job_id"]
+
+
+async def projected_status(
+    conn: asyncpg.Connection, project: str, job_id: str
+) -> tuple[JobRow, list[VideoRow]] | None:
+    """The job and its videos from the read model; None if not projected (yet)."""
+    try:
+        job = await conn.fetchrow(
+            "SELECT job_id, state, video_count, started_at, finished_at, success, skipped, failed"
+            " FROM status_jobs WHERE job_id = $1 AND project = $2",
+            job_id,
+            project,
+        )
+        if job is None:
+            return None
+        videos = []
+        if job["state"] != "started":
+            videos = await conn.fetch(
+                "SELECT idx, system_name, external_id, state, reason, code, media_id, mime_type,"
+                " storage_key FROM status_videos WHERE job_id = $1 ORDER BY idx",
+                job_id,
+            )
+    except asyncpg.UndefinedTableError:
+        # The projector creates its tables when it first starts; until then nothing is projected.
+        return None
+    return (
+        JobRow(
+            job_id=job["job_id"],
+            state=job["state"],
+            video_count=job["video_count"],
+            started_at=job["started_at"],
+            finished_at=job["finished_at"],
+            success=job["success"] or 0,
+            skipped=job["skipped"] or 0,
+            failed=job["failed"] or 0,
+        ),
+        [VideoRow(**dict(v)) for v in videos],
+    )
+
+
+async def requested_job(conn: asyncpg.Connection, project: str, job_id: str) -> JobRow | None:
+    """The job as its ``ImportRequested`` event recorded it (the projector may lag)."""
+    row = await conn.fetchrow(
+        "SELECT occurred_at, (data->>'video_count')::int AS video_count FROM events"
+        " WHERE stream_id = 'job-' || $1 AND stream_version = 0"
+        " AND event_type = 'ImportRequested' AND project = $2",
+        job_id,
+        project,
+    )
+    if row is None:
+        return None
+    started_at: datetime = row["occurred_at"]
+    return JobRow(
+        job_id=job_id, state="started", video_count=row["video_count"], started_at=started_at
+    )
+
+
+async def ping(conn: asyncpg.Connection) -> None:
+    await conn.fetchval("SELECT 1")

@@ -1,0 +1,114 @@
+"""The status document of a job, in the exact shapes of the public contract.
+
+Rows come from the projector's read model (or, before it caught up, from the
+job's ``ImportRequested`` event); this module only renders them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+STARTED = "started"
+
+
+class JobRow(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    state: str
+    video_count: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    success: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
+    idx: int
+    system_name: str
+    external_id: str
+    state: str | None = None
+    reason: str | None = None
+    code: str | None = None
+    media_id: str | None = None
+    mime_type: str | None = None
+    storage_key: str | None = None
+
+
+def timestamp(value: datetime) -> str:
+    """The contract's ``YYYY-MM-DD HH:MM:SS`` in UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def original_url(media_base_url: str, storage_key: str) -> str:
+    return f"{media_base_url.rstrip('/')}/{quote(storage_key, safe='/')}"
+
+
+def _counts(job: JobRow) -> dict[str, int]:
+    return {
+        "total": job.video_count,
+        "success": job.success,
+        "skipped": job.skipped,
+        "failed": job.failed,
+    }
+
+
+def render_started(job: JobRow) -> dict[str, Any]:
+    return {
+        "finished": False,
+        "state": STARTED,
+        "id": job.job_id,
+        "startedAt": timestamp(job.started_at),
+        "progress": _counts(job),
+    }
+
+
+def render_video(video: VideoRow, media_base_url: str) -> dict[str, Any]:
+    identity = {"systemName": video.system_name, "externalId": video.external_id}
+    if video.state in ("success", "skipped"):
+        rendered: dict[str, Any] = {"state": video.state}
+        if video.state == "skipped":
+            rendered["reason"] = video.reason or "already exists"
+            rendered["code"] = video.code or "already_exists"
+        rendered.update(identity)
+        rendered["video"] = {
+            "mediaId": video.media_id,
+            "originalUrl": (
+                None
+                if video.storage_key is None
+                else original_url(media_base_url, video.storage_key)
+            ),
+            "mimeType": video.mime_type,
+        }
+        return rendered
+    if video.state is None:
+        # Only reachable if the read model were inconsistent; say so rather than guess.
+        return {"state": STARTED, **identity}
+    return {
+        "state": "failed",
+        "reason": video.reason or "import failed",
+        "code": video.code or "failed",
+        **identity,
+    }
+
+
+def render_status(job: JobRow, videos: list[VideoRow], media_base_url: str) -> dict[str, Any]:
+    if job.state == STARTED:
+        return render_started(job)
+    document: dict[str, Any] = {
+        "finished": True,
+        "state": job.state,
+        "id": job.job_id,
+        "startedAt": timestamp(job.started_at),
+    }
+    if job.finished_at is not None:
+        document["finishedAt"] = timestamp(job.finished_at)
+    document["overview"] = _counts(job)
+    ordered = sorted(videos, key=lambda v: v.idx)
+    document["videos"] = [render_video(v, media_base_url) for v in ordered]
+    return document

@@ -1,0 +1,229 @@
+"""Structural validation of an import request, by hand so every error names its field.
+
+``parse_import_request`` turns the raw body into an ``ImportCommand`` or an
+``Invalid`` listing every problem (up to a cap) as ``{field, reason}``. Metadata
+is only checked to be an object: whether it fits the project's config is decided
+per video by the ingester, so one misfit video does not reject the batch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from videoimport_api.domain.errors import FieldError
+
+CONTEXT_MAX_BYTES = 8192
+MAX_REPORTED_ERRORS = 100
+MAX_SYSTEM_NAME = 255
+MAX_EXTERNAL_ID = 255
+MAX_FILE_NAME = 1024
+MAX_URL = 8192
+
+_BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
+
+
+class VideoSpec(msgspec.Struct, frozen=True, kw_only=True):
+    url: str
+    external_id: str
+    file_name: str
+    metadata: dict[str, Any]
+
+
+class ImportCommand(msgspec.Struct, frozen=True, kw_only=True):
+    system_name: str
+    videos: tuple[VideoSpec, ...]
+    webhook: str | None = None
+    context: dict[str, Any] | None = None
+
+
+class Invalid(msgspec.Struct, frozen=True):
+    errors: list[FieldError]
+
+
+def parse_import_request(body: bytes, *, max_batch: int) -> ImportCommand | Invalid:
+    try:
+        document = msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return Invalid([FieldError("body", _json_problem(body, exc))])
+    if not isinstance(document, dict):
+        return Invalid([FieldError("body", f"must be a JSON object, not {_kind(document)}")])
+    errors: list[FieldError] = []
+    system_name = _text(document, "systemName", "systemName", errors, MAX_SYSTEM_NAME)
+    webhook = _optional_url(document, "webhook", errors)
+    context = _context(document, errors)
+    videos = _videos(document, errors, max_batch)
+    if errors or system_name is None or videos is None:
+        if len(errors) > MAX_REPORTED_ERRORS:
+            hidden = len(errors) - MAX_REPORTED_ERRORS
+            errors = errors[:MAX_REPORTED_ERRORS]
+            errors.append(FieldError("body", f"{hidden} more errors not shown"))
+        return Invalid(errors)
+    return ImportCommand(
+        system_name=system_name, videos=tuple(videos), webhook=webhook, context=context
+    )
+
+
+def _json_problem(body: bytes, exc: Exception) -> str:
+    if not body.strip():
+        return "the request body is empty; expected a JSON object"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"invalid JSON: not UTF-8 at {_where(body, exc.start)}"
+    message = str(exc)
+    if message == "Input data was truncated":
+        return f"invalid JSON: unexpected end of input at {_where(body, len(body))}"
+    match = _BYTE_OFFSET.search(message)
+    detail = message.removeprefix("JSON is malformed: ")
+    if match is None:
+        return f"invalid JSON: {detail}"
+    detail = _BYTE_OFFSET.sub("", detail).strip()
+    return f"invalid JSON: {detail} at {_where(body, int(match.group(1)))}"
+
+
+def _where(body: bytes, offset: int) -> str:
+    before = body[:offset]
+    line = before.count(b"\n") + 1
+    column = offset - (before.rfind(b"\n") + 1) + 1
+    return f"line {line}, column {column} (byte {offset})"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _text(
+    obj: dict[str, Any], key: str, field: str, errors: list[FieldError], max_length: int
+) -> str | None:
+    if key not in obj:
+        errors.append(FieldError(field, "required"))
+        return None
+    value = obj[key]
+    if not isinstance(value, str):
+        errors.append(FieldError(field, f"must be a string, not {_kind(value)}"))
+        return None
+    if not value.strip():
+        errors.append(FieldError(field, "must not be empty"))
+        return None
+    if len(value) > max_length:
+        errors.append(FieldError(field, f"must be at most {max_length} characters"))
+        return None
+    return value
+
+
+def url_problem(value: str) -> str | None:
+    """Why ``value`` is not an absolute http(s) URL with a host, or None."""
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return "must not contain whitespace or control characters"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = f"'{parts.scheme}'" if parts.scheme else "none"
+        return f"must be an http or https URL (scheme is {shown})"
+    if not parts.hostname:
+        return "must name a host"
+    return None
+
+
+def _url(obj: dict[str, Any], key: str, field: str, errors: list[FieldError]) -> str | None:
+    value = _text(obj, key, field, errors, MAX_URL)
+    if value is None:
+        return None
+    problem = url_problem(value)
+    if problem:
+        errors.append(FieldError(field, problem))
+        return None
+    return value
+
+
+def _optional_url(obj: dict[str, Any], key: str, errors: list[FieldError]) -> str | None:
+    if obj.get(key) is None:
+        return None
+    return _url(obj, key, key, errors)
+
+
+def _context(obj: dict[str, Any], errors: list[FieldError]) -> dict[str, Any] | None:
+    value = obj.get("context")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        errors.append(FieldError("context", f"must be an object, not {_kind(value)}"))
+        return None
+    size = len(msgspec.json.encode(value))
+    if size > CONTEXT_MAX_BYTES:
+        errors.append(
+            FieldError("context", f"must be at most {CONTEXT_MAX_BYTES} bytes as JSON, is {size}")
+        )
+        return None
+    return value
+
+
+def _videos(
+    obj: dict[str, Any], errors: list[FieldError], max_batch: int
+) -> list[VideoSpec] | None:
+    if "videos" not in obj:
+        errors.append(FieldError("videos", "required"))
+        return None
+    items = obj["videos"]
+    if not isinstance(items, list):
+        errors.append(FieldError("videos", f"must be an array, not {_kind(items)}"))
+        return None
+    if not items:
+        errors.append(FieldError("videos", "must contain at least one video"))
+        return None
+    if len(items) > max_batch:
+        errors.append(
+            FieldError("videos", f"must contain at most {max_batch} videos, got {len(items)}")
+        )
+        return None
+    videos: list[VideoSpec] = []
+    first_index: dict[str, int] = {}
+    before = len(errors)
+    for index, item in enumerate(items):
+        video = _video(item, f"videos[{index}]", errors)
+        # Checked on the raw id so a duplicate is named even when another field is wrong.
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        if isinstance(raw_id, str) and raw_id.strip():
+            seen = first_index.setdefault(raw_id, index)
+            if seen != index:
+                errors.append(
+                    FieldError(
+                        f"videos[{index}].id", f"duplicate id {raw_id!r}: also videos[{seen}].id"
+                    )
+                )
+                continue
+        if video is not None:
+            videos.append(video)
+    return videos if len(errors) == before else None
+
+
+def _video(item: Any, path: str, errors: list[FieldError]) -> VideoSpec | None:
+    if not isinstance(item, dict):
+        errors.append(FieldError(path, f"must be an object, not {_kind(item)}"))
+        return None
+    url = _url(item, "url", f"{path}.url", errors)
+    external_id = _text(item, "id", f"{path}.id", errors, MAX_EXTERNAL_ID)
+    file_name = _text(item, "fileName", f"{path}.fileName", errors, MAX_FILE_NAME)
+    metadata = item.get("metadata")
+    if "metadata" not in item:
+        errors.append(FieldError(f"{path}.metadata", "required"))
+    elif not isinstance(metadata, dict):
+        errors.append(FieldError(f"{path}.metadata", f"must be an object, not {_kind(metadata)}"))
+    if url is None or external_id is None or file_name is None or not isinstance(metadata, dict):
+        return None
+    return VideoSpec(url=url, external_id=external_id, file_name=file_name, metadata=metadata)

@@ -1,0 +1,210 @@
+"""Use cases of the API: load what is needed, decide (pure domain), append, answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from videoimport_eventlog import store
+from videoimport_eventlog.store import NewEvent, StreamConflict
+from videoimport_events import ImportRequested, VideoImportRequested
+from videoimport_projects import WRITE_SCOPE, TokenGrant, grant_for
+
+from videoimport_api.adapters import postgres
+from videoimport_api.adapters.s3 import MediaStore
+from videoimport_api.domain import idempotency
+from videoimport_api.domain.auth import bearer_token, require_scope, unauthorized
+from videoimport_api.domain.errors import ApiError, FieldError
+from videoimport_api.domain.ids import new_job_id
+from videoimport_api.domain.status import render_started, render_status
+from videoimport_api.domain.validation import ImportCommand, Invalid, parse_import_request
+from videoimport_api.domain.versions import version_status
+from videoimport_api.metrics import ApiMetrics
+
+log = structlog.get_logger("videoimport_api")
+
+# A fresh random id colliding even once is all but impossible; more is a bug.
+JOB_ID_ATTEMPTS = 3
+HEALTH_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    pool: asyncpg.Pool
+    media: MediaStore | None
+    media_base_url: str
+    supported_versions: frozenset[str]
+    retired_versions: frozenset[str]
+    max_batch: int
+    max_body_bytes: int
+    metrics: ApiMetrics
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    replayed: bool
+
+
+def check_version(deps: Dependencies, api_version: str) -> None:
+    status = version_status(api_version, deps.supported_versions, deps.retired_versions)
+    if status == "unknown":
+        raise ApiError(
+            404,
+            f"unknown API version {api_version}",
+            [FieldError("apiVersion", f"supported: {', '.join(sorted(deps.supported_versions))}")],
+        )
+    if status == "retired":
+        raise ApiError(
+            410,
+            f"API version {api_version} is retired",
+            [FieldError("apiVersion", f"supported: {', '.join(sorted(deps.supported_versions))}")],
+        )
+
+
+async def authorize(deps: Dependencies, authorization: str | None) -> TokenGrant:
+    token = bearer_token(authorization)
+    async with deps.pool.acquire() as conn:
+        grant = await grant_for(conn, token)
+    if grant is None:
+        raise unauthorized("unknown or revoked token")
+    require_scope(grant.scopes, WRITE_SCOPE)
+    return grant
+
+
+def import_events(
+    job_id: str,
+    project: str,
+    api_version: str,
+    command: ImportCommand,
+    idempotency_key: str | None,
+) -> list[NewEvent]:
+    """The job's first event and one request per video, all caused by the first."""
+    now = datetime.now(UTC)
+    requested = NewEvent(
+        event=ImportRequested(
+            job_id=job_id,
+            project=project,
+            system_name=command.system_name,
+            api_version=api_version,
+            video_count=len(command.videos),
+            webhook=command.webhook,
+            context=command.context,
+            idempotency_key=idempotency_key,
+        ),
+        stream_id=f"job-{job_id}",
+        stream_version=0,
+        correlation_id=job_id,
+        project=project,
+        occurred_at=now,
+    )
+    videos = [
+        NewEvent(
+            event=VideoImportRequested(
+                job_id=job_id,
+                project=project,
+                index=index,
+                system_name=command.system_name,
+                external_id=video.external_id,
+                url=video.url,
+                file_name=video.file_name,
+                metadata=video.metadata,
+            ),
+            stream_id=f"job-{job_id}/video-{index}",
+            stream_version=0,
+            correlation_id=job_id,
+            project=project,
+            causation_id=str(requested.event_id),
+            occurred_at=now,
+        )
+        for index, video in enumerate(command.videos)
+    ]
+    return [requested, *videos]
+
+
+def parse_body(deps: Dependencies, body: bytes) -> ImportCommand:
+    parsed = parse_import_request(body, max_batch=deps.max_batch)
+    if isinstance(parsed, Invalid):
+        raise ApiError(400, _summary(parsed.errors), parsed.errors)
+    return parsed
+
+
+def _summary(errors: list[FieldError]) -> str:
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"invalid request: {first.field}: {first.reason}{more}"
+
+
+async def submit_import(
+    deps: Dependencies,
+    grant: TokenGrant,
+    api_version: str,
+    command: ImportCommand,
+    idempotency_key: str | None,
+) -> Submitted:
+    """Record the job in one transaction; the caller answers only after it returns."""
+    request_sha = idempotency.fingerprint(api_version, command)
+    for _ in range(JOB_ID_ATTEMPTS):
+        job_id = new_job_id()
+        events = import_events(job_id, grant.project, api_version, command, idempotency_key)
+        try:
+            async with deps.pool.acquire() as conn, conn.transaction():
+                if idempotency_key is not None:
+                    earlier = await postgres.claim_idempotency_key(
+                        conn, grant.project, idempotency_key, request_sha, job_id
+                    )
+                    if earlier is not None:
+                        earlier_sha, earlier_job = earlier
+                        if earlier_sha != request_sha:
+                            raise idempotency.reused_key_error()
+                        deps.metrics.idempotent_replays.inc()
+                        return Submitted(job_id=earlier_job, replayed=True)
+                await store.append(conn, events)
+        except StreamConflict:
+            log.warning("job id collision, retrying", job_id=job_id)
+            continue
+        deps.metrics.jobs_accepted.inc()
+        deps.metrics.videos_accepted.inc(len(command.videos))
+        log.info(
+            "import requested",
+            job_id=job_id,
+            project=grant.project,
+            videos=len(command.videos),
+            event_id=str(events[0].event_id),
+        )
+        return Submitted(job_id=job_id, replayed=False)
+    raise RuntimeError("could not allocate a job id")
+
+
+def parse_job_id(raw: str | None) -> str:
+    if raw is None:
+        raise ApiError(400, "missing query parameter id", [FieldError("id", "required")])
+    if not raw.strip():
+        raise ApiError(400, "empty query parameter id", [FieldError("id", "must not be empty")])
+    return raw.strip()
+
+
+def _not_found(job_id: str) -> ApiError:
+    return ApiError(404, f"no import job {job_id}", [FieldError("id", "no such import job")])
+
+
+async def job_status(deps: Dependencies, grant: TokenGrant, job_id: str) -> dict[str, Any]:
+    async with deps.pool.acquire() as conn:
+        projected = await postgres.projected_status(conn, grant.project, job_id)
+        if projected is not None:
+            job, videos = projected
+            return render_status(job, videos, deps.media_base_url)
+        # Accepted but not projected yet: the log already knows the job has started.
+        requested = await postgres.requested_job(conn, grant.project, job_id)
+    if requested is None:
+        raise _not_found(job_id)
+    return render_started(requested)
+
+
+async def healthy(deps: Dependencies) -> None:
+    # Bounded, so a probe answers "unhealthy" instead of hanging when every connection is stuck.
+    async with deps.pool.acquire(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
+        await postgres.ping(conn)

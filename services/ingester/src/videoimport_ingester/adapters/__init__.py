@@ -1,0 +1,1 @@
+"""Thin wrappers around the I/O libraries: HTTP, S3 and PostgreSQL."""

@@ -1,0 +1,186 @@
+"""Stream bytes of unknown length into one S3 object with bounded memory.
+
+Bytes are cut into parts of ``part_size`` as they arrive; at most
+``parts_in_flight`` parts upload at once, and reading waits while that many are
+busy, so memory stays near ``(parts_in_flight + 1) x part_size`` whatever the
+object's size. A body smaller than one part goes up as a single PutObject. Any
+failure aborts the multipart upload, so no orphaned parts are left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
+
+log = structlog.get_logger(__name__)
+
+
+class UploadResult(msgspec.Struct, frozen=True, kw_only=True):
+    size: int
+    sha256: str
+    parts: int
+    """1 for a single PutObject."""
+
+
+class _PartBuffer:
+    """Bytes collected into parts of a fixed size.
+
+    Each part is built in a ``BytesIO`` that owns its buffer and is handed to
+    botocore as is: given ``bytes``, botocore wraps them in a ``BytesIO`` that
+    the HTTP client then copies, doubling the memory of every part in flight.
+    """
+
+    def __init__(self, part_size: int) -> None:
+        self._part_size = part_size
+        self._current = io.BytesIO()
+
+    @property
+    def size(self) -> int:
+        return self._current.tell()
+
+    def add(self, chunk: bytes) -> list[io.BytesIO]:
+        """Take ``chunk``; returns the parts it completed."""
+        full: list[io.BytesIO] = []
+        view = memoryview(chunk)
+        while view:
+            room = self._part_size - self._current.tell()
+            self._current.write(view[:room])
+            view = view[room:]
+            if self._current.tell() == self._part_size:
+                full.append(self.take())
+        return full
+
+    def take(self) -> io.BytesIO:
+        part, self._current = self._current, io.BytesIO()
+        part.seek(0)
+        return part
+
+
+class S3Uploader:
+    def __init__(
+        self, client: S3Client, bucket: str, *, part_size: int, parts_in_flight: int = 2
+    ) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._part_size = part_size
+        self._parts_in_flight = parts_in_flight
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def client(self) -> S3Client:
+        return self._client
+
+    async def upload(
+        self, key: str, content_type: str, chunks: AsyncIterator[bytes]
+    ) -> UploadResult:
+        digest = hashlib.sha256()
+        buffer = _PartBuffer(self._part_size)
+        multipart: _Multipart | None = None
+        try:
+            async for chunk in chunks:
+                digest.update(chunk)
+                for part in buffer.add(chunk):
+                    if multipart is None:
+                        multipart = await self._start(key, content_type)
+                    await multipart.add(part)
+            if multipart is None:
+                size = buffer.size
+                await self._client.put_object(
+                    Bucket=self._bucket, Key=key, Body=buffer.take(), ContentType=content_type
+                )
+                return UploadResult(size=size, sha256=digest.hexdigest(), parts=1)
+            if buffer.size:
+                await multipart.add(buffer.take())
+            parts = await multipart.complete()
+        except BaseException:
+            if multipart is not None:
+                await multipart.abort()
+            raise
+        return UploadResult(size=multipart.size, sha256=digest.hexdigest(), parts=parts)
+
+    async def _start(self, key: str, content_type: str) -> _Multipart:
+        created = await self._client.create_multipart_upload(
+            Bucket=self._bucket, Key=key, ContentType=content_type
+        )
+        return _Multipart(
+            self._client, self._bucket, key, created["UploadId"], self._parts_in_flight
+        )
+
+    async def delete(self, key: str) -> None:
+        await self._client.delete_object(Bucket=self._bucket, Key=key)
+
+
+class _Multipart:
+    def __init__(
+        self, client: S3Client, bucket: str, key: str, upload_id: str, in_flight: int
+    ) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._upload_id = upload_id
+        self._slots = asyncio.Semaphore(in_flight)
+        self._tasks: list[asyncio.Task[CompletedPartTypeDef]] = []
+        self.size = 0
+
+    async def add(self, data: io.BytesIO) -> None:
+        # Waiting here stops the caller from reading more: that is the memory bound.
+        await self._slots.acquire()
+        self._raise_failures()
+        number = len(self._tasks) + 1
+        with data.getbuffer() as view:
+            self.size += view.nbytes
+        self._tasks.append(asyncio.create_task(self._send(number, data)))
+
+    async def _send(self, number: int, data: io.BytesIO) -> CompletedPartTypeDef:
+        try:
+            sent = await self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+        finally:
+            self._slots.release()
+        return {"PartNumber": number, "ETag": sent["ETag"]}
+
+    def _raise_failures(self) -> None:
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                task.result()
+
+    async def complete(self) -> int:
+        parts = list(await asyncio.gather(*self._tasks))
+        await self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+        return len(parts)
+
+    async def abort(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Best effort: S3 may be what failed. A bucket lifecycle rule for
+        # incomplete multipart uploads cleans up whatever this cannot.
+        try:
+            await self._client.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+            )
+        except Exception:
+            log.warning("aborting a multipart upload failed", key=self._key, exc_info=True)

@@ -1,0 +1,152 @@
+"""Build the ingester's clients from its settings, and run it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import asyncpg
+import structlog
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from aiokafka import AIOKafkaConsumer
+from videoimport_eventlog import schema
+from videoimport_eventlog import settings as env_settings
+from videoimport_eventlog.consumer import KeyedConcurrentConsumer
+from videoimport_eventlog.kafka import ensure_topics
+from videoimport_events import TOPICS
+from videoimport_projects import DDL as PROJECTS_DDL
+
+from videoimport_ingester.adapters import registry
+from videoimport_ingester.adapters.http_fetch import SafeFetcher, make_session
+from videoimport_ingester.adapters.s3_upload import S3Uploader
+from videoimport_ingester.handlers import Ingester
+from videoimport_ingester.settings import Settings
+from videoimport_ingester.transfer import Transfer
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+
+log = structlog.get_logger(__name__)
+
+DDL = schema.DDL + PROJECTS_DDL + registry.DDL
+
+
+def videos_topic(settings: Settings) -> str:
+    return env_settings.topic(TOPICS["videos"], settings.topic_prefix)
+
+
+def group_id(settings: Settings) -> str:
+    return env_settings.topic("ingester", settings.topic_prefix)
+
+
+async def open_pool(settings: Settings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=settings.ingester_concurrency + 2
+    )
+    async with pool.acquire() as conn:
+        await schema.migrate(conn, DDL)
+    return pool
+
+
+@contextlib.asynccontextmanager
+async def s3_client(settings: Settings) -> AsyncIterator[S3Client]:
+    config = AioConfig(
+        s3={"addressing_style": "path"},
+        # Only what S3 itself requires: checksum trailers are not understood
+        # by every S3-compatible server, and the sha256 is ours to compute.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    async with get_session().create_client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key,
+        region_name=settings.s3_region,
+        config=config,
+    ) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def build_ingester(settings: Settings) -> AsyncIterator[Ingester]:
+    """An ``Ingester`` with its database pool, S3 client and HTTP session."""
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await open_pool(settings)
+        stack.push_async_callback(pool.close)
+        s3 = await stack.enter_async_context(s3_client(settings))
+        session = await stack.enter_async_context(
+            make_session(allow_private=settings.allow_private_urls)
+        )
+        fetcher = SafeFetcher(
+            session,
+            allow_private=settings.allow_private_urls,
+            connect_timeout=settings.download_connect_timeout,
+            read_timeout=settings.download_read_timeout,
+        )
+        uploader = S3Uploader(
+            s3,
+            settings.s3_bucket,
+            part_size=settings.s3_part_size,
+            parts_in_flight=settings.s3_parts_in_flight,
+        )
+        transfer = Transfer(
+            fetcher,
+            uploader,
+            max_bytes=settings.max_video_bytes,
+            attempts=settings.download_attempts,
+            backoff=settings.download_backoff,
+            total_timeout=settings.download_total_timeout,
+        )
+        yield Ingester(pool, transfer, uploader)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Consume until ``stop`` is set, then finish in-flight videos and commit."""
+    topic = videos_topic(settings)
+    await ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions, topics=[topic])
+    async with build_ingester(settings) as ingester:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=group_id(settings),
+            client_id="videoimport-ingester",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        keyed = KeyedConcurrentConsumer(
+            consumer, ingester.on_record, max_in_flight=settings.ingester_concurrency
+        )
+        consumer.subscribe([topic], listener=keyed.listener())
+        await consumer.start()
+        log.info("ingester started", topic=topic, group=group_id(settings))
+        try:
+            await _consume_until(stop, keyed, settings.shutdown_grace)
+        finally:
+            await consumer.stop()
+        log.info("ingester stopped")
+
+
+async def _consume_until(stop: asyncio.Event, keyed: KeyedConcurrentConsumer, grace: float) -> None:
+    consuming = asyncio.create_task(keyed.run())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({consuming, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if consuming.done():
+        consuming.result()  # the consumer failed on its own: let it surface
+        return
+    log.info("stopping: finishing videos in flight", in_flight=keyed.in_flight)
+    keyed.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(consuming), grace)
+    except TimeoutError:
+        # Their offsets stay uncommitted, so these videos are redelivered.
+        log.warning("videos still in flight after the grace period", in_flight=keyed.in_flight)
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming

@@ -1,0 +1,194 @@
+"""What to do with one requested video, and the result it leads to (pure).
+
+``decide`` compares the request with the media registry: an unchanged video is
+skipped, a new url (or a new video) is downloaded, and a change of only the
+fileName or metadata updates the registry while keeping the stored bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any, TypeAlias
+
+import msgspec
+from videoimport_events import (
+    Outcome,
+    VideoImported,
+    VideoImportFailed,
+    VideoImportRequested,
+    VideoImportSkipped,
+)
+from videoimport_projects import ProjectConfig, metadata_errors
+
+TerminalEvent: TypeAlias = VideoImported | VideoImportSkipped | VideoImportFailed
+
+
+class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the media registry: the current state of a video."""
+
+    project: str
+    system_name: str
+    external_id: str
+    media_id: str
+    url: str
+    file_name: str
+    metadata: dict[str, Any]
+    mime_type: str
+    storage_key: str
+    size: int
+    sha256: str
+
+
+class StoredObject(msgspec.Struct, frozen=True, kw_only=True):
+    """A downloaded video as it landed in the media bucket."""
+
+    storage_key: str
+    mime_type: str
+    size: int
+    sha256: str
+
+
+class Fail(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    reason: str
+
+
+class Skip(msgspec.Struct, frozen=True, kw_only=True):
+    existing: MediaRecord
+
+
+class UpdateInPlace(msgspec.Struct, frozen=True, kw_only=True):
+    """Same url: new fileName/metadata, the stored object is kept."""
+
+    record: MediaRecord
+
+
+class Download(msgspec.Struct, frozen=True, kw_only=True):
+    media_id: str
+    outcome: Outcome
+
+
+Decision: TypeAlias = Fail | Skip | UpdateInPlace | Download
+
+
+class Resolution(msgspec.Struct, frozen=True, kw_only=True):
+    """The terminal event to append, and the registry row to write (if any)."""
+
+    event: TerminalEvent
+    record: MediaRecord | None
+
+
+def media_id_for(project: str, system_name: str, external_id: str) -> str:
+    """Deterministic, so a retried or repeated import names the same media."""
+    digest = hashlib.sha256(f"{project}\x1f{system_name}\x1f{external_id}".encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:20]
+
+
+def storage_key(project: str, media_id: str, request_event_id: str, extension: str) -> str:
+    """Deterministic per request, so a retried download overwrites its own object."""
+    return f"{project}/{media_id}/{request_event_id}{extension}"
+
+
+def stream_id(job_id: str, index: int) -> str:
+    return f"job-{job_id}/video-{index}"
+
+
+def decide(
+    request: VideoImportRequested,
+    config: ProjectConfig | None,
+    existing: MediaRecord | None,
+) -> Decision:
+    if config is None:
+        return Fail(code="unknown_project", reason=f"unknown project {request.project!r}")
+    errors = metadata_errors(config, request.metadata)
+    if errors:
+        return Fail(code="invalid_metadata", reason="; ".join(errors))
+    if existing is None:
+        media_id = media_id_for(request.project, request.system_name, request.external_id)
+        return Download(media_id=media_id, outcome="created")
+    if existing.url != request.url:
+        return Download(media_id=existing.media_id, outcome="updated")
+    if existing.file_name == request.file_name and existing.metadata == request.metadata:
+        return Skip(existing=existing)
+    updated = msgspec.structs.replace(
+        existing, file_name=request.file_name, metadata=request.metadata
+    )
+    return UpdateInPlace(record=updated)
+
+
+def failed(request: VideoImportRequested, code: str, reason: str) -> Resolution:
+    event = VideoImportFailed(
+        job_id=request.job_id,
+        project=request.project,
+        index=request.index,
+        system_name=request.system_name,
+        external_id=request.external_id,
+        reason=reason,
+        code=code,
+    )
+    return Resolution(event=event, record=None)
+
+
+def _imported(
+    request: VideoImportRequested, record: MediaRecord, outcome: Outcome, downloaded: bool
+) -> Resolution:
+    event = VideoImported(
+        job_id=request.job_id,
+        project=request.project,
+        index=request.index,
+        system_name=request.system_name,
+        external_id=request.external_id,
+        media_id=record.media_id,
+        mime_type=record.mime_type,
+        storage_key=record.storage_key,
+        size=record.size,
+        sha256=record.sha256,
+        outcome=outcome,
+        downloaded=downloaded,
+        url=record.url,
+        file_name=record.file_name,
+        metadata=record.metadata,
+    )
+    return Resolution(event=event, record=record)
+
+
+def resolve(
+    request: VideoImportRequested, decision: Decision, stored: StoredObject | None = None
+) -> Resolution:
+    """The result of a decision; a ``Download`` needs the object it stored."""
+    if isinstance(decision, Fail):
+        return failed(request, decision.code, decision.reason)
+    if isinstance(decision, Skip):
+        existing = decision.existing
+        skipped = VideoImportSkipped(
+            job_id=request.job_id,
+            project=request.project,
+            index=request.index,
+            system_name=request.system_name,
+            external_id=request.external_id,
+            media_id=existing.media_id,
+            mime_type=existing.mime_type,
+            storage_key=existing.storage_key,
+            size=existing.size,
+            sha256=existing.sha256,
+        )
+        return Resolution(event=skipped, record=None)
+    if isinstance(decision, UpdateInPlace):
+        return _imported(request, decision.record, "updated", downloaded=False)
+    if stored is None:
+        raise ValueError("a download decision resolves only with the stored object")
+    record = MediaRecord(
+        project=request.project,
+        system_name=request.system_name,
+        external_id=request.external_id,
+        media_id=decision.media_id,
+        url=request.url,
+        file_name=request.file_name,
+        metadata=request.metadata,
+        mime_type=stored.mime_type,
+        storage_key=stored.storage_key,
+        size=stored.size,
+        sha256=stored.sha256,
+    )
+    return _imported(request, record, decision.outcome, downloaded=True)

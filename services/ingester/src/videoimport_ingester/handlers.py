@@ -1,0 +1,198 @@
+"""Turn one ``VideoImportRequested`` into exactly one terminal event.
+
+Load (inbox, project config, registry row), decide, download if needed, then
+commit the inbox row, the registry change and the event in one transaction.
+The registry row is re-read under ``FOR UPDATE`` in that transaction: if another
+job changed it since the decision, the decision is made again.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+import structlog
+from aiokafka.structs import ConsumerRecord
+from videoimport_eventlog import store, tracking
+from videoimport_eventlog.kafka import decode_message
+from videoimport_events import Envelope, VideoImported, VideoImportRequested, VideoImportSkipped
+from videoimport_projects import project_config
+
+from videoimport_ingester import domain, metrics
+from videoimport_ingester.adapters import registry
+from videoimport_ingester.adapters.http_fetch import FetchError
+from videoimport_ingester.adapters.s3_upload import S3Uploader
+from videoimport_ingester.domain import Decision, MediaRecord, Resolution, StoredObject
+from videoimport_ingester.transfer import Transfer
+
+CONSUMER = "ingester"
+MAX_ROUNDS = 3
+"""Decisions per message before giving up for now (the consumer retries later)."""
+
+log = structlog.get_logger(__name__)
+
+
+class _Changed(Exception):
+    def __init__(self, current: MediaRecord | None) -> None:
+        self.current = current
+
+
+class RegistryContended(Exception):
+    """The registry row kept changing under us; transient, retried by the consumer."""
+
+
+def state_of(event: domain.TerminalEvent) -> str:
+    if isinstance(event, VideoImported):
+        return "success"
+    if isinstance(event, VideoImportSkipped):
+        return "skipped"
+    return "failed"
+
+
+class Ingester:
+    def __init__(self, pool: asyncpg.Pool, transfer: Transfer, uploader: S3Uploader) -> None:
+        self._pool = pool
+        self._transfer = transfer
+        self._uploader = uploader
+
+    @property
+    def uploader(self) -> S3Uploader:
+        return self._uploader
+
+    async def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """The Kafka consumer's handler; raises only for transient problems."""
+        if record.value is None:
+            return
+        try:
+            envelope = decode_message(record.value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            # Retrying cannot make it decodable, and without a decodable
+            # request there is no video to report a failure for.
+            log.error("undecodable message skipped", offset=record.offset, topic=record.topic)
+            return
+        if isinstance(envelope.data, VideoImportRequested):
+            await self.handle(envelope)
+
+    async def handle(self, envelope: Envelope) -> domain.TerminalEvent | None:
+        """Handle one request; returns the event appended, None when nothing was."""
+        request = envelope.data
+        if not isinstance(request, VideoImportRequested):
+            raise TypeError(f"not a VideoImportRequested: {envelope.type}")
+        with structlog.contextvars.bound_contextvars(
+            job_id=request.job_id,
+            index=request.index,
+            project=request.project,
+            system_name=request.system_name,
+            external_id=request.external_id,
+            event_id=envelope.id,
+        ):
+            return await self._handle(envelope, request)
+
+    async def _handle(
+        self, envelope: Envelope, request: VideoImportRequested
+    ) -> domain.TerminalEvent | None:
+        async with self._pool.acquire() as conn:
+            if await tracking.was_handled(conn, CONSUMER, envelope.id):
+                log.info("already handled")
+                return None
+            config = await project_config(conn, request.project)
+            existing = await registry.find(
+                conn, request.project, request.system_name, request.external_id
+            )
+        stored: StoredObject | None = None
+        for _ in range(MAX_ROUNDS):
+            decision = domain.decide(request, config, existing)
+            resolution, stored = await self._carry_out(envelope, request, decision, stored)
+            try:
+                return await self._commit(envelope, request, decision, resolution, existing)
+            except _Changed as changed:
+                log.info("registry changed since the decision, deciding again")
+                existing = changed.current
+        raise RegistryContended(f"registry row kept changing ({MAX_ROUNDS} rounds)")
+
+    async def _carry_out(
+        self,
+        envelope: Envelope,
+        request: VideoImportRequested,
+        decision: Decision,
+        stored: StoredObject | None,
+    ) -> tuple[Resolution, StoredObject | None]:
+        if not isinstance(decision, domain.Download):
+            if stored is not None:
+                # Downloaded in an earlier round that a concurrent change made
+                # moot; the key belongs to this request alone, so nobody else
+                # refers to it.
+                await self._uploader.delete(stored.storage_key)
+            return domain.resolve(request, decision), None
+        if stored is None:
+
+            def key_for(extension: str) -> str:
+                return domain.storage_key(
+                    request.project, decision.media_id, envelope.id, extension
+                )
+
+            try:
+                stored = await self._transfer.copy(request.url, key_for)
+            except FetchError as exc:
+                log.info("download failed", code=exc.code, reason=exc.reason)
+                return domain.failed(request, exc.code, exc.reason), None
+        return domain.resolve(request, decision, stored), stored
+
+    async def _commit(
+        self,
+        envelope: Envelope,
+        request: VideoImportRequested,
+        decision: Decision,
+        resolution: Resolution,
+        decided_on: MediaRecord | None,
+    ) -> domain.TerminalEvent | None:
+        depends_on_registry = resolution.record is not None or isinstance(decision, domain.Skip)
+        new = store.NewEvent(
+            event=resolution.event,
+            stream_id=domain.stream_id(request.job_id, request.index),
+            stream_version=1,
+            correlation_id=request.job_id,
+            project=request.project,
+            causation_id=envelope.id,
+        )
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    if not await tracking.claim_message(conn, CONSUMER, envelope.id):
+                        log.info("handled concurrently by another instance")
+                        return None
+                    if depends_on_registry:
+                        await self._write_registry(conn, request, resolution, decided_on)
+                    await store.append(conn, [new])
+            except store.StreamConflict:
+                log.info("result already recorded by another instance")
+                return None
+        state = state_of(resolution.event)
+        metrics.RESULTS.labels(state=state).inc()
+        log.info("video import result", state=state, event_type=type(resolution.event).__name__)
+        return resolution.event
+
+    async def _write_registry(
+        self,
+        conn: asyncpg.Connection,
+        request: VideoImportRequested,
+        resolution: Resolution,
+        decided_on: MediaRecord | None,
+    ) -> None:
+        current = await registry.find(
+            conn, request.project, request.system_name, request.external_id, for_update=True
+        )
+        if current != decided_on:
+            raise _Changed(current)
+        record = resolution.record
+        if record is None:
+            return
+        if current is None:
+            if not await registry.insert(conn, record):
+                # Inserted concurrently: FOR UPDATE had no row to lock yet.
+                raise _Changed(
+                    await registry.find(
+                        conn, request.project, request.system_name, request.external_id
+                    )
+                )
+        else:
+            await registry.update(conn, record)

@@ -1,0 +1,16 @@
+"""Prometheus metrics of the ingester (served on ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+DOWNLOADS_IN_FLIGHT = Gauge(
+    "videoimport_ingester_downloads_in_flight", "Video downloads currently streaming to S3"
+)
+DOWNLOADED_BYTES = Counter("videoimport_ingester_downloaded_bytes", "Bytes read from video sources")
+DOWNLOAD_ATTEMPTS = Counter(
+    "videoimport_ingester_download_attempts", "Download attempts by result", ["result"]
+)
+RESULTS = Counter(
+    "videoimport_ingester_results", "Terminal video results appended, by state", ["state"]
+)

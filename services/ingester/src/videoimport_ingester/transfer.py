@@ -1,0 +1,128 @@
+"""Copy one video from its URL into the media bucket, with retries.
+
+Checks the declared type and the first bytes before anything is stored, caps
+the size while streaming, and retries transient source failures with backoff.
+Source problems end as ``FetchError``; S3 errors propagate untouched, because
+they are ours to retry (the consumer re-runs the whole message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+
+from videoimport_ingester import metrics, sniff
+from videoimport_ingester.adapters.http_fetch import Body, FetchError, SafeFetcher
+from videoimport_ingester.adapters.s3_upload import S3Uploader
+from videoimport_ingester.domain import StoredObject
+
+log = structlog.get_logger(__name__)
+
+KeyFor = Callable[[str], str]
+"""Maps the file extension (``.mp4``) to the object key."""
+
+
+class Transfer:
+    def __init__(
+        self,
+        fetcher: SafeFetcher,
+        uploader: S3Uploader,
+        *,
+        max_bytes: int,
+        attempts: int,
+        backoff: float,
+        total_timeout: float,
+    ) -> None:
+        self._fetcher = fetcher
+        self._uploader = uploader
+        self._max_bytes = max_bytes
+        self._attempts = attempts
+        self._backoff = backoff
+        self._total_timeout = total_timeout
+
+    async def copy(self, url: str, key_for: KeyFor) -> StoredObject:
+        """Store the video behind ``url``; raises ``FetchError`` when it cannot."""
+        delay = self._backoff
+        for attempt in range(1, self._attempts + 1):
+            try:
+                stored = await self._attempt(url, key_for)
+            except FetchError as exc:
+                metrics.DOWNLOAD_ATTEMPTS.labels(result=exc.code).inc()
+                if not exc.transient or attempt == self._attempts:
+                    raise
+                wait = max(delay, min(exc.retry_after or 0.0, 60.0))
+                log.info("download failed, retrying", attempt=attempt, error=exc.reason)
+                await asyncio.sleep(wait * random.uniform(1.0, 1.25))
+                delay *= 2
+            else:
+                metrics.DOWNLOAD_ATTEMPTS.labels(result="ok").inc()
+                return stored
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _attempt(self, url: str, key_for: KeyFor) -> StoredObject:
+        deadline = asyncio.timeout(self._total_timeout)
+        metrics.DOWNLOADS_IN_FLIGHT.inc()
+        try:
+            async with deadline, self._fetcher.open(url) as body:
+                return await self._store(body, key_for)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            raise FetchError(
+                "timeout", f"timeout: download took longer than {self._total_timeout:g} s"
+            ) from exc
+        finally:
+            metrics.DOWNLOADS_IN_FLIGHT.dec()
+
+    async def _store(self, body: Body, key_for: KeyFor) -> StoredObject:
+        declared = sniff.base_type(body.content_type)
+        if not sniff.acceptable_declared_type(declared):
+            raise FetchError("not_a_video", f"not a video ({declared})")
+        if body.content_length is not None and body.content_length > self._max_bytes:
+            raise self._too_large(f"{body.content_length} bytes")
+        chunks = body.chunks()
+        head = await _read_head(chunks, sniff.SNIFF_BYTES)
+        container = sniff.sniff(head)
+        if container is None:
+            raise FetchError("not_a_video", _not_a_video(declared, head))
+        mime_type = sniff.recorded_type(container, declared)
+        key = key_for(sniff.extension_for(mime_type, container))
+        result = await self._uploader.upload(key, mime_type, self._capped(head, chunks))
+        return StoredObject(
+            storage_key=key, mime_type=mime_type, size=result.size, sha256=result.sha256
+        )
+
+    async def _capped(self, head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        size = len(head)
+        metrics.DOWNLOADED_BYTES.inc(len(head))
+        yield head
+        async for chunk in rest:
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise self._too_large(f"more than {self._max_bytes} bytes")
+            metrics.DOWNLOADED_BYTES.inc(len(chunk))
+            yield chunk
+
+    def _too_large(self, size: str) -> FetchError:
+        return FetchError("too_large", f"too large: {size}, the limit is {self._max_bytes} bytes")
+
+
+async def _read_head(chunks: AsyncIterator[bytes], wanted: int) -> bytes:
+    """At least ``wanted`` bytes (or the whole body, when shorter)."""
+    head = b""
+    while len(head) < wanted:
+        try:
+            head += await anext(chunks)
+        except StopAsyncIteration:
+            break
+    return head
+
+
+def _not_a_video(declared: str | None, head: bytes) -> str:
+    content = sniff.describe_non_video(head)
+    if declared is None or declared in sniff.GENERIC_BINARY:
+        return f"not a video ({content})"
+    return f"not a video ({declared} declared, content is {content})"

@@ -1,0 +1,19 @@
+"""``python -m videoimport_notifier``: deliver job webhooks until SIGTERM."""
+
+from __future__ import annotations
+
+from videoimport_eventlog import runtime
+
+from videoimport_notifier.service import Notifier
+from videoimport_notifier.settings import load
+
+
+def main() -> None:
+    settings = load()
+    runtime.configure_logging(settings.log_json, settings.log_level)
+    runtime.serve_metrics(settings.metrics_port)
+    runtime.run_until_signalled(Notifier(settings).run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The notifier's connections to the outside: deliveries table, HTTP, metrics."""

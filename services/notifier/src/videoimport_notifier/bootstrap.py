@@ -1,0 +1,78 @@
+"""Builds the notifier's clients from its settings; nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from videoimport_eventlog import kafka, schema
+from videoimport_eventlog.settings import topic
+from videoimport_events import TOPICS
+
+from videoimport_notifier import signing
+from videoimport_notifier.adapters import deliveries
+from videoimport_notifier.adapters.webhook_http import WebhookSender
+from videoimport_notifier.domain import RetryPolicy
+from videoimport_notifier.settings import NotifierSettings
+
+
+def jobs_topic(settings: NotifierSettings) -> str:
+    return topic(TOPICS["jobs"], settings.topic_prefix)
+
+
+def signing_key(settings: NotifierSettings) -> bytes | None:
+    if not settings.webhook_secret:
+        return None
+    try:
+        return signing.secret_key(settings.webhook_secret)
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: VIDEOIMPORT_WEBHOOK_SECRET: {exc}") from exc
+
+
+def retry_policy(settings: NotifierSettings) -> RetryPolicy:
+    return RetryPolicy(
+        base=settings.webhook_retry_base,
+        factor=settings.webhook_retry_factor,
+        max_delay=settings.webhook_retry_max_delay,
+        jitter=settings.webhook_retry_jitter,
+        max_attempts=settings.webhook_max_attempts,
+    )
+
+
+async def prepare(settings: NotifierSettings) -> None:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await schema.migrate(conn)
+        await schema.migrate(conn, deliveries.DDL)
+    finally:
+        await conn.close()
+    await kafka.ensure_topics(
+        settings.kafka_bootstrap,
+        partitions=settings.topic_partitions,
+        replication=settings.topic_replication,
+        topics=[jobs_topic(settings)],
+    )
+
+
+async def pool(settings: NotifierSettings) -> asyncpg.Pool:
+    # Every scheduler holds a connection during its request, plus the consumers'.
+    size = settings.webhook_concurrency + settings.max_in_flight
+    created: asyncpg.Pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=size
+    )
+    return created
+
+
+def consumer(settings: NotifierSettings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=topic("notifier", settings.topic_prefix),
+        client_id=settings.client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+
+
+def sender(settings: NotifierSettings) -> WebhookSender:
+    return WebhookSender(
+        allow_private=settings.allow_private_urls, timeout=settings.webhook_timeout
+    )

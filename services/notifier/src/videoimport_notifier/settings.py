@@ -1,0 +1,41 @@
+"""Configuration of the notifier, read from ``VIDEOIMPORT_*`` variables."""
+
+from __future__ import annotations
+
+import msgspec
+from videoimport_eventlog.settings import from_env
+
+
+class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str
+    kafka_bootstrap: str
+    topic_prefix: str = ""
+    topic_partitions: int = 4
+    topic_replication: int = 1
+    client_id: str = "videoimport-notifier"
+    max_in_flight: int = 8
+    """JobCompleted messages handled at once (different jobs)."""
+    allow_private_urls: bool = False
+    webhook_secret: str = ""
+    """``whsec_<base64>``; empty sends unsigned webhooks."""
+    webhook_timeout: float = 10.0
+    webhook_concurrency: int = 8
+    """Deliveries attempted at once."""
+    webhook_retry_base: float = 10.0
+    """Seconds before the first retry; later retries wait ``factor`` times longer."""
+    webhook_retry_factor: float = 3.0
+    webhook_retry_max_delay: float = 43_200.0
+    webhook_retry_jitter: float = 0.2
+    webhook_max_attempts: int = 14
+    """With the defaults above the last attempt is about three days after the first."""
+    scheduler_poll_interval: float = 1.0
+    """Longest wait before looking for due retries again."""
+    retry_delay: float = 2.0
+    """Pause before retrying start-up when the database or Kafka is unreachable."""
+    metrics_port: int = 0
+    log_json: bool | None = None
+    log_level: str = "INFO"
+
+
+def load() -> NotifierSettings:
+    return from_env(NotifierSettings)

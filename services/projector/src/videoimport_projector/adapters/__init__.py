@@ -1,0 +1,1 @@
+"""The projector's connections to the outside: the read model tables, metrics."""

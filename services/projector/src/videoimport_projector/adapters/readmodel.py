@@ -1,0 +1,140 @@
+"""The status read model in PostgreSQL (owned by the projector; the API only reads it).
+
+``status_jobs`` and ``status_videos`` are what the API serves.
+``projector_job_state`` keeps each job's folded state (webhook, context, the
+result per video) so a batch needs one lookup per job instead of a replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+import msgspec
+
+from videoimport_projector.domain import JobState, VideoRow
+
+DDL = """
+CREATE TABLE IF NOT EXISTS status_jobs (
+    job_id       text PRIMARY KEY,
+    project      text NOT NULL,
+    system_name  text NOT NULL,
+    state        text NOT NULL,
+    video_count  integer NOT NULL,
+    started_at   timestamptz NOT NULL,
+    finished_at  timestamptz,
+    success      integer NOT NULL DEFAULT 0,
+    skipped      integer NOT NULL DEFAULT 0,
+    failed       integer NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS status_videos (
+    job_id       text NOT NULL,
+    idx          integer NOT NULL,
+    system_name  text NOT NULL,
+    external_id  text NOT NULL,
+    state        text,
+    reason       text,
+    code         text,
+    media_id     text,
+    mime_type    text,
+    storage_key  text,
+    outcome      text,
+    PRIMARY KEY (job_id, idx)
+);
+
+CREATE TABLE IF NOT EXISTS projector_job_state (
+    job_id  text PRIMARY KEY,
+    state   json NOT NULL
+);
+"""
+
+TABLES = ("status_jobs", "status_videos", "projector_job_state")
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(JobState)
+
+
+async def load_jobs(conn: asyncpg.Connection, job_ids: Iterable[str]) -> dict[str, JobState]:
+    rows = await conn.fetch(
+        "SELECT job_id, state::text AS state FROM projector_job_state WHERE job_id = ANY($1)",
+        list(job_ids),
+    )
+    return {r["job_id"]: _decoder.decode(r["state"]) for r in rows}
+
+
+async def save_jobs(conn: asyncpg.Connection, states: Iterable[JobState]) -> None:
+    states = list(states)
+    if not states:
+        return
+    await conn.executemany(
+        "INSERT INTO projector_job_state (job_id, state) VALUES ($1, $2::json)"
+        " ON CONFLICT (job_id) DO UPDATE SET state = EXCLUDED.state",
+        [(s.job_id, _encoder.encode(s).decode()) for s in states],
+    )
+    rows = []
+    for s in states:
+        overview = s.overview()
+        rows.append(
+            (
+                s.job_id,
+                s.project,
+                s.system_name,
+                s.status,
+                s.video_count,
+                s.started_at,
+                s.finished_at if s.status != "started" else None,
+                overview.success,
+                overview.skipped,
+                overview.failed,
+            )
+        )
+    await conn.executemany(
+        "INSERT INTO status_jobs (job_id, project, system_name, state, video_count, started_at,"
+        " finished_at, success, skipped, failed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " ON CONFLICT (job_id) DO UPDATE SET project = EXCLUDED.project,"
+        " system_name = EXCLUDED.system_name, state = EXCLUDED.state,"
+        " video_count = EXCLUDED.video_count, started_at = EXCLUDED.started_at,"
+        " finished_at = EXCLUDED.finished_at, success = EXCLUDED.success,"
+        " skipped = EXCLUDED.skipped, failed = EXCLUDED.failed",
+        rows,
+    )
+
+
+async def save_videos(conn: asyncpg.Connection, rows: Iterable[VideoRow]) -> None:
+    values = [
+        (
+            r.job_id,
+            r.idx,
+            r.system_name,
+            r.external_id,
+            r.state,
+            r.reason,
+            r.code,
+            r.media_id,
+            r.mime_type,
+            r.storage_key,
+            r.outcome,
+        )
+        for r in rows
+    ]
+    if not values:
+        return
+    # A terminal row is never overwritten by a "requested" one (see domain.newer_row).
+    await conn.executemany(
+        "INSERT INTO status_videos (job_id, idx, system_name, external_id, state, reason, code,"
+        " media_id, mime_type, storage_key, outcome)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        " ON CONFLICT (job_id, idx) DO UPDATE SET system_name = EXCLUDED.system_name,"
+        " external_id = EXCLUDED.external_id, state = EXCLUDED.state,"
+        " reason = EXCLUDED.reason, code = EXCLUDED.code, media_id = EXCLUDED.media_id,"
+        " mime_type = EXCLUDED.mime_type, storage_key = EXCLUDED.storage_key,"
+        " outcome = EXCLUDED.outcome"
+        " WHERE EXCLUDED.state IS NOT NULL OR status_videos.state IS NULL",
+        values,
+    )
+
+
+async def clear(conn: asyncpg.Connection) -> None:
+    await conn.execute(f"TRUNCATE {', '.join(TABLES)}")

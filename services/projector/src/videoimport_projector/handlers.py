@@ -1,0 +1,99 @@
+"""One step of the projector: a batch of the log applied in one transaction.
+
+The tracking position, the read model rows and any ``JobCompleted`` commit
+together, so a crash never applies an event twice nor loses one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from videoimport_eventlog import store, tracking
+
+from videoimport_projector import domain
+from videoimport_projector.adapters import readmodel
+
+
+@dataclass(frozen=True)
+class Progress:
+    events: int
+    """Events read from the log (including those the projection ignores)."""
+    position: int
+    completed: int
+    """``JobCompleted`` events appended by this batch."""
+
+
+def completion(state: domain.JobState) -> store.NewEvent | None:
+    event = domain.decide_completion(state)
+    if event is None:
+        return None
+    return store.NewEvent(
+        event=event,
+        stream_id=f"job-{state.job_id}",
+        stream_version=1,
+        correlation_id=state.job_id,
+        project=state.project,
+        causation_id=state.cause_id,
+        event_id=domain.completion_event_id(state.job_id),
+        occurred_at=event.finished_at,
+    )
+
+
+async def project_batch(conn: asyncpg.Connection, batch_size: int) -> Progress:
+    async with conn.transaction():
+        position = await tracking.lock_position(conn, domain.TRACKING_NAME)
+        records = await store.read_after(conn, position, batch_size)
+        if not records:
+            return Progress(0, position, 0)
+        job_ids = {j for r in records if (j := domain.job_id_of(r.event)) is not None}
+        jobs: dict[str, domain.JobState | None] = dict.fromkeys(job_ids)
+        jobs.update(await readmodel.load_jobs(conn, job_ids))
+        changed: set[str] = set()
+        rows: dict[tuple[str, int], domain.VideoRow] = {}
+        for record in records:
+            job_id = domain.job_id_of(record.event)
+            if job_id is None:
+                continue
+            before = jobs[job_id]
+            after = domain.evolve(before, record)
+            if after is not before:
+                jobs[job_id] = after
+                changed.add(job_id)
+            row = domain.video_row(record.event)
+            if row is not None:
+                key = (row.job_id, row.idx)
+                rows[key] = domain.newer_row(rows.get(key), row)
+        states = [s for j in sorted(changed) if (s := jobs[j]) is not None]
+        await readmodel.save_jobs(conn, states)
+        await readmodel.save_videos(conn, rows.values())
+        # skip_existing: a rebuild decides every completion again; the log keeps one.
+        completions = [c for s in states if (c := completion(s)) is not None]
+        appended = await store.append(conn, completions, skip_existing=True)
+        last = records[-1].position
+        await tracking.save_position(conn, domain.TRACKING_NAME, last)
+        return Progress(len(records), last, len(appended))
+
+
+async def catch_up(conn: asyncpg.Connection, batch_size: int) -> int:
+    """Apply batches until the log is exhausted; returns the final position."""
+    while True:
+        progress = await project_batch(conn, batch_size)
+        if progress.events == 0:
+            return progress.position
+
+
+async def reset(conn: asyncpg.Connection) -> None:
+    """Empty the read model and start again from position 0 (a rebuild).
+
+    Holding the tracking row keeps a running projector from writing halfway.
+    """
+    async with conn.transaction():
+        await tracking.lock_position(conn, domain.TRACKING_NAME)
+        await readmodel.clear(conn)
+        await tracking.save_position(conn, domain.TRACKING_NAME, 0)
+
+
+async def log_head(conn: asyncpg.Connection) -> int:
+    head: int = await conn.fetchval("SELECT COALESCE(max(position), 0) FROM events")
+    return head

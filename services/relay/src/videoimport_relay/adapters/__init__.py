@@ -1,0 +1,1 @@
+"""The relay's connections to the outside: leader lock, metrics."""

@@ -1,0 +1,156 @@
+"""Every service as its own process against the real stack, driven over HTTP.
+
+One set of service processes per module, on a fresh database, bucket and topic
+prefix; a local HTTP server plays the client's video host and webhook receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import secrets
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiobotocore.session import get_session
+from aiohttp import web
+from videoimport_devstack import StackInfo
+from videoimport_devstack.services import ServiceSet
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+CONTENT_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime"}
+PROJECT_CONFIG = REPO / "deploy" / "demo-project.json"
+
+
+@dataclass
+class ClientSide:
+    """The importing system: hosts the source videos and receives the webhook."""
+
+    base_url: str = ""
+    requests: dict[str, int] = field(default_factory=dict)
+    webhooks: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    webhook_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    api_url: str
+    token: str
+    other_token: str
+    readonly_token: str
+    stack: StackInfo
+    topic_prefix: str
+    webhook_secret: str
+    services: ServiceSet
+
+
+def _cli(dsn: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "videoimport_projects.cli", *args, "--database-url", dsn],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+async def client_side() -> AsyncIterator[ClientSide]:
+    side = ClientSide()
+
+    async def sample(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        side.requests[name] = side.requests.get(name, 0) + 1
+        path = FIXTURES / name
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        return web.Response(body=path.read_bytes(), content_type=CONTENT_TYPES[path.suffix])
+
+    async def html_as_mp4(request: web.Request) -> web.Response:
+        return web.Response(
+            body=b"<!doctype html><html><body>Not found</body></html>",
+            headers={"Content-Type": "video/mp4"},
+        )
+
+    async def webhook(request: web.Request) -> web.Response:
+        side.webhooks.append((dict(request.headers), await request.read()))
+        side.webhook_arrived.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/samples/{name}", sample)
+    app.router.add_get("/html-as-mp4", html_as_mp4)
+    app.router.add_post("/webhooks", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    side.base_url = f"http://127.0.0.1:{port}"
+    yield side
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
+    database = "e2e_" + secrets.token_hex(6)
+    bucket = "e2e" + secrets.token_hex(6)
+    admin = await asyncpg.connect(stack.postgres_dsn)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    dsn = stack.postgres_dsn.rpartition("/")[0] + "/" + database
+    session = get_session()
+    async with session.create_client(
+        "s3",
+        endpoint_url=stack.s3_endpoint,
+        aws_access_key_id=stack.s3_access_key,
+        aws_secret_access_key=stack.s3_secret_key,
+        region_name=stack.s3_region,
+    ) as s3:
+        await s3.create_bucket(Bucket=bucket)
+    own_stack = dataclasses.replace(stack, postgres_dsn=dsn, s3_bucket=bucket)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    prefix = f"e2e{secrets.token_hex(4)}."
+    log_dir = Path(tempfile.mkdtemp(prefix="videoimport-e2e-"))
+    services = ServiceSet(
+        own_stack, log_dir, topic_prefix=prefix, extra_env={"VIDEOIMPORT_WEBHOOK_SECRET": secret}
+    )
+    await asyncio.to_thread(services.start)
+    try:
+        _cli(dsn, "project", "create", "newsroom", "--config", str(PROJECT_CONFIG))
+        _cli(dsn, "project", "create", "elsewhere")
+        yield Deployment(
+            api_url=services.api_url,
+            token=_cli(dsn, "token", "create", "--project", "newsroom"),
+            other_token=_cli(dsn, "token", "create", "--project", "elsewhere"),
+            readonly_token=_cli(
+                dsn, "token", "create", "--project", "newsroom", "--scope", "public-api:read"
+            ),
+            stack=own_stack,
+            topic_prefix=prefix,
+            webhook_secret=secret,
+            services=services,
+        )
+        assert services.dead() == {}, "a service died during the tests"
+    finally:
+        await asyncio.to_thread(services.stop)
+        admin = await asyncpg.connect(stack.postgres_dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+def service_logs(deployment: Deployment) -> dict[str, Any]:
+    return {name: child.tail(30) for name, child in deployment.services.children.items()}

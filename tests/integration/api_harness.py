@@ -1,0 +1,122 @@
+"""Runs the API in-process on a real socket (uvicorn) against a real database.
+
+Built by the service's own ``bootstrap.dependencies`` so migrations, the pool and
+the S3 client are wired exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+from videoimport_api.app import create_app
+from videoimport_api.bootstrap import SignalFreeServer, dependencies
+from videoimport_api.handlers import Dependencies
+from videoimport_api.settings import ApiSettings
+from videoimport_projects import WRITE_SCOPE, ProjectConfig, create_project, create_token
+
+VERSION = "2025-03"
+IMPORT_URL = f"/api/{VERSION}/import/videos"
+STATUS_URL = f"/api/{VERSION}/import/videos/status"
+STARTUP_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class RunningApi:
+    base_url: str
+    settings: ApiSettings
+    deps: Dependencies
+    http: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def running_api(database_url: str, **overrides: Any) -> AsyncIterator[RunningApi]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    settings = ApiSettings(
+        database_url=database_url,
+        host="127.0.0.1",
+        port=port,
+        **{"api_versions": f"{VERSION},2024-01", "retired_api_versions": "2024-01", **overrides},
+    )
+    try:
+        async with dependencies(settings) as deps:
+            config = uvicorn.Config(
+                create_app(deps), log_config=None, access_log=False, lifespan="on"
+            )
+            server = SignalFreeServer(config)
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while not server.started:
+                if serving.done():
+                    serving.result()
+                    raise RuntimeError("the API stopped during startup")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the API did not start")
+                await asyncio.sleep(0.01)
+            base_url = f"http://127.0.0.1:{port}"
+            try:
+                async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                    yield RunningApi(base_url=base_url, settings=settings, deps=deps, http=http)
+            finally:
+                server.should_exit = True
+                await serving
+    finally:
+        sock.close()
+
+
+async def project_with_token(
+    database_url: str,
+    project: str,
+    scopes: list[str] | None = None,
+    config: ProjectConfig | None = None,
+) -> str:
+    """Creates the project if needed; returns a fresh token for it."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        exists = await conn.fetchval("SELECT true FROM projects WHERE name = $1", project)
+        if not exists:
+            await create_project(conn, project, config or ProjectConfig())
+        return await create_token(conn, project, scopes or [WRITE_SCOPE])
+    finally:
+        await conn.close()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def batch(count: int = 2, system: str = "archive", **top: Any) -> dict[str, Any]:
+    return {
+        "systemName": system,
+        "videos": [
+            {
+                "url": f"https://videos.example.com/{i}.mp4",
+                "id": f"ext-{i}",
+                "fileName": f"Video {i}",
+                "metadata": {"title": f"Title {i}"},
+            }
+            for i in range(count)
+        ],
+        **top,
+    }
+
+
+def assert_error_shape(body: Any, status: int) -> None:
+    assert isinstance(body, dict)
+    assert set(body) == {"status", "error", "error_details"}, body
+    assert body["status"] == status
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["error_details"], list)
+    for detail in body["error_details"]:
+        assert set(detail) == {"field", "reason"}, detail

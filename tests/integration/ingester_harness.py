@@ -1,0 +1,325 @@
+"""Shared pieces of the ingester's integration tests.
+
+A local HTTP server plays the video sources (real sockets on 127.0.0.1), the
+requests are appended to the real event log the way the API does, and the
+ingester is built by its own ``bootstrap`` against real PostgreSQL and S3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from videoimport_devstack import StackInfo
+from videoimport_eventlog import schema, store
+from videoimport_events import Envelope, ImportRequested, VideoImportRequested
+from videoimport_ingester.bootstrap import DDL, s3_client
+from videoimport_ingester.settings import Settings
+from videoimport_projects import MetadataField, ProjectConfig, create_project
+
+PROJECT = "news"
+SYSTEM = "archive"
+CONFIG = ProjectConfig(
+    metadata=[
+        MetadataField(handle="title", type="text", required=True),
+        MetadataField(handle="credit", type="text"),
+    ]
+)
+MIB = 1024 * 1024
+
+
+def settings_for(
+    stack: StackInfo, pg_dsn: str, bucket: str, topic_prefix: str = "", **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": pg_dsn,
+        "kafka_bootstrap": stack.kafka_bootstrap,
+        "topic_prefix": topic_prefix,
+        "s3_endpoint": stack.s3_endpoint,
+        "s3_access_key": stack.s3_access_key,
+        "s3_secret_key": stack.s3_secret_key,
+        "s3_region": stack.s3_region,
+        "s3_bucket": bucket,
+        "s3_part_size": 5 * MIB,
+        "allow_private_urls": True,
+        "download_connect_timeout": 2.0,
+        "download_read_timeout": 0.5,
+        "download_backoff": 0.05,
+        "ingester_concurrency": 4,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes ``python -m videoimport_ingester`` use ``settings``."""
+    env = dict(os.environ)
+    for name in settings.__struct_fields__:
+        value = getattr(settings, name)
+        if value is not None:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            env[f"VIDEOIMPORT_{name.upper()}"] = text
+    env.update(extra)
+    return env
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    """Poll ``check`` until it holds; fail after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class VideoSource:
+    """A local web server with the kinds of answers video URLs give."""
+
+    fixtures: Path
+    big_file: Path | None = None
+    hits: Counter[str] = field(default_factory=Counter)
+    failures_left: Counter[str] = field(default_factory=Counter)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    """Opens ``/gated/...`` downloads after their first kilobyte."""
+    server: TestServer | None = None
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return str(self.server.make_url(path))
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/video/{name}", self._fixture)
+        app.router.add_get("/missing.mp4", self._missing)
+        app.router.add_get("/html-as-video.mp4", self._html_as_video)
+        app.router.add_get("/page.html", self._page)
+        app.router.add_get("/redirect/{hops}", self._redirect)
+        app.router.add_get("/hang.mp4", self._hang)
+        app.router.add_get("/flaky/{name}", self._flaky)
+        app.router.add_get("/big.mp4", self._big)
+        app.router.add_get("/big-chunked.mp4", self._big_chunked)
+        app.router.add_get("/gated/{name}", self._gated)
+        return app
+
+    async def _fixture(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        return self._serve_fixture(request)
+
+    def _serve_fixture(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        content_type = request.query.get("type", "video/" + name.rsplit(".", 1)[-1])
+        if name.endswith(".mov") and "type" not in request.query:
+            content_type = "video/quicktime"
+        body = (self.fixtures / name).read_bytes()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def _missing(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        return web.Response(status=404, text="not found")
+
+    async def _html_as_video(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        body = b"<!DOCTYPE html><html><body>Please log in</body></html>"
+        return web.Response(body=body, headers={"Content-Type": "video/mp4"})
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        return web.Response(text="<html><body>hello</body></html>", content_type="text/html")
+
+    async def _redirect(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        hops = int(request.match_info["hops"])
+        target = f"/redirect/{hops - 1}" if hops > 1 else "/video/sample.mp4"
+        raise web.HTTPFound(target)
+
+    async def _hang(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        await self.release.wait()
+        return web.Response(status=204)
+
+    async def _flaky(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        if self.failures_left[request.path] > 0:
+            self.failures_left[request.path] -= 1
+            return web.Response(status=503, text="busy")
+        return self._serve_fixture(request)
+
+    async def _gated(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        body = (self.fixtures / request.match_info["name"]).read_bytes()
+        response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[:1024])
+        await self.gate.wait()
+        await response.write(body[1024:])
+        await response.write_eof()
+        return response
+
+    async def _big(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        assert self.big_file is not None
+        return web.FileResponse(self.big_file, headers={"Content-Type": "video/mp4"})
+
+    async def _big_chunked(self, request: web.Request) -> web.StreamResponse:
+        """The big file without a Content-Length: only counting can cap it."""
+        self.hits[request.path] += 1
+        assert self.big_file is not None
+        response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        with self.big_file.open("rb") as f:
+            while chunk := f.read(256 * 1024):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+@asynccontextmanager
+async def video_source(fixtures: Path, big_file: Path | None = None) -> AsyncIterator[VideoSource]:
+    source = VideoSource(fixtures=fixtures, big_file=big_file)
+    server = TestServer(source.app(), host="127.0.0.1")
+    await server.start_server()
+    source.server = server
+    try:
+        yield source
+    finally:
+        source.release.set()
+        source.gate.set()
+        await server.close()
+
+
+async def prepare_database(pg_dsn: str) -> None:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await schema.migrate(conn, DDL)
+        await create_project(conn, PROJECT, CONFIG)
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Video:
+    url: str
+    external_id: str = "ext-1"
+    file_name: str = "sample"
+    metadata: dict[str, Any] = field(default_factory=lambda: {"title": "A sample"})
+
+
+async def request_import(pg_dsn: str, *videos: Video) -> tuple[str, list[Envelope]]:
+    """Record a job as the API does; returns its id and the requests' envelopes."""
+    job_id = uuid.uuid4().hex[:12]
+    job = ImportRequested(
+        job_id=job_id,
+        project=PROJECT,
+        system_name=SYSTEM,
+        api_version="2025-03",
+        video_count=len(videos),
+    )
+    new = [store.NewEvent(job, f"job-{job_id}", 0, job_id, PROJECT)]
+    for index, video in enumerate(videos):
+        event = VideoImportRequested(
+            job_id=job_id,
+            project=PROJECT,
+            index=index,
+            system_name=SYSTEM,
+            external_id=video.external_id,
+            url=video.url,
+            file_name=video.file_name,
+            metadata=video.metadata,
+        )
+        stream = f"job-{job_id}/video-{index}"
+        new.append(store.NewEvent(event, stream, 0, job_id, PROJECT, causation_id=None))
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        async with conn.transaction():
+            await store.append(conn, new)
+        recorded = await store.read_correlated(conn, job_id)
+    finally:
+        await conn.close()
+    envelopes = [r.envelope() for r in recorded if isinstance(r.event, VideoImportRequested)]
+    return job_id, envelopes
+
+
+async def terminal_events(pg_dsn: str, job_id: str) -> list[store.RecordedEvent]:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        events = await store.read_correlated(conn, job_id)
+    finally:
+        await conn.close()
+    return [e for e in events if e.stream_version == 1 and "/video-" in e.stream_id]
+
+
+async def count_events(pg_dsn: str) -> int:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM events")
+    finally:
+        await conn.close()
+    return count
+
+
+async def registry_row(pg_dsn: str, external_id: str) -> asyncpg.Record | None:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        row: asyncpg.Record | None = await conn.fetchrow(
+            "SELECT * FROM media WHERE project = $1 AND system_name = $2 AND external_id = $3",
+            PROJECT,
+            SYSTEM,
+            external_id,
+        )
+    finally:
+        await conn.close()
+    return row
+
+
+class S3Calls:
+    """Counts the S3 operations a client sends and those that succeed.
+
+    Hooks botocore's own event system, so it sees the real requests and the
+    server's real answers.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.sent: Counter[str] = Counter()
+        self.succeeded: Counter[str] = Counter()
+        client.meta.events.register("before-call.s3", self._before)
+        client.meta.events.register("after-call.s3", self._after)
+
+    def _before(self, model: Any, **_: Any) -> None:
+        self.sent[model.name] += 1
+
+    def _after(self, model: Any, http_response: Any, **_: Any) -> None:
+        if http_response.status_code < 300:
+            self.succeeded[model.name] += 1
+
+
+async def read_object(settings: Settings, key: str) -> tuple[bytes, dict[str, Any]]:
+    async with s3_client(settings) as client:
+        response = await client.get_object(Bucket=settings.s3_bucket, Key=key)
+        async with response["Body"] as body:
+            data = await body.read()
+        head = await client.head_object(Bucket=settings.s3_bucket, Key=key)
+    return data, dict(head)
+
+
+async def object_keys(settings: Settings) -> list[str]:
+    async with s3_client(settings) as client:
+        listed = await client.list_objects_v2(Bucket=settings.s3_bucket)
+    return sorted(o["Key"] for o in listed.get("Contents", []))

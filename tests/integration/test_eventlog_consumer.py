@@ -1,0 +1,134 @@
+"""Many messages in flight, in order per key, offsets committed only below the oldest open one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from videoimport_devstack import StackInfo
+from videoimport_eventlog.consumer import KeyedConcurrentConsumer
+from videoimport_eventlog.kafka import ensure_topics, make_producer
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_keys_run_concurrently_in_order_and_commits_wait_for_the_oldest(
+    stack: StackInfo, topic_prefix: str
+) -> None:
+    topic = topic_prefix + "keyed"
+    await ensure_topics(stack.kafka_bootstrap, partitions=1, topics=[topic])
+    producer = make_producer(stack.kafka_bootstrap, "test")
+    await producer.start()
+    try:
+        for i in range(3):
+            for key in (b"slow", b"fast"):
+                await producer.send_and_wait(topic, key=key, value=f"{key.decode()}-{i}".encode())
+    finally:
+        await producer.stop()
+    # Offsets: slow-0=0 fast-0=1 slow-1=2 fast-1=3 slow-2=4 fast-2=5
+
+    release_slow = asyncio.Event()
+    seen: dict[bytes, list[str]] = defaultdict(list)
+    failures_left = {"fast-1": 1}
+
+    async def handler(record: ConsumerRecord[bytes, bytes]) -> None:
+        value = record.value.decode()
+        if value == "slow-0":
+            await release_slow.wait()
+        if failures_left.get(value):
+            failures_left[value] -= 1
+            raise ConnectionError("transient")
+        seen[record.key].append(value)
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap,
+        group_id=topic_prefix + "g",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    keyed = KeyedConcurrentConsumer(consumer, handler, max_in_flight=8, retry_backoff=(0.05, 0.1))
+    consumer.subscribe([topic], listener=keyed.listener())
+    await consumer.start()
+    tp = TopicPartition(topic, 0)
+    runner = asyncio.create_task(keyed.run())
+    try:
+
+        async def fast_done() -> bool:
+            return seen[b"fast"] == ["fast-0", "fast-1", "fast-2"]
+
+        await eventually(fast_done)
+        assert seen[b"slow"] == []
+        # Nothing may be committed past slow-0 (offset 0) while it is open.
+        assert (await consumer.committed(tp)) in (None, 0)
+        release_slow.set()
+
+        async def all_committed() -> bool:
+            return await consumer.committed(tp) == 6
+
+        await eventually(all_committed)
+        assert seen[b"slow"] == ["slow-0", "slow-1", "slow-2"]
+    finally:
+        keyed.stop()
+        await runner
+        await consumer.stop()
+
+
+async def test_in_flight_is_bounded(stack: StackInfo, topic_prefix: str) -> None:
+    topic = topic_prefix + "bounded"
+    await ensure_topics(stack.kafka_bootstrap, partitions=2, topics=[topic])
+    producer = make_producer(stack.kafka_bootstrap, "test")
+    await producer.start()
+    try:
+        for i in range(20):
+            await producer.send_and_wait(topic, key=f"k{i}".encode(), value=b"v")
+    finally:
+        await producer.stop()
+
+    running = 0
+    peak = 0
+    done = 0
+    gate = asyncio.Event()
+
+    async def handler(record: ConsumerRecord[bytes, bytes]) -> None:
+        nonlocal running, peak, done
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        done += 1
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap,
+        group_id=topic_prefix + "g",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    keyed = KeyedConcurrentConsumer(consumer, handler, max_in_flight=4)
+    consumer.subscribe([topic], listener=keyed.listener())
+    await consumer.start()
+    runner = asyncio.create_task(keyed.run())
+    try:
+
+        async def four_running() -> bool:
+            return running == 4
+
+        await eventually(four_running)
+        gate.set()
+
+        async def all_done() -> bool:
+            return done == 20
+
+        await eventually(all_done)
+        assert peak == 4
+    finally:
+        keyed.stop()
+        await runner
+        await consumer.stop()

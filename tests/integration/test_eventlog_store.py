@@ -1,0 +1,165 @@
+"""The PostgreSQL event log: commit order, optimistic concurrency, tamper evidence."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from videoimport_eventlog import schema, store, tracking
+from videoimport_eventlog.store import NewEvent, StreamConflict
+from videoimport_events import VideoImportFailed
+
+
+def failed(index: int, job: str = "job1") -> VideoImportFailed:
+    return VideoImportFailed(
+        job_id=job,
+        project="p",
+        index=index,
+        system_name="s",
+        external_id=f"x{index}",
+        reason="r",
+        code="c",
+    )
+
+
+def new(index: int, version: int = 1, job: str = "job1") -> NewEvent:
+    return NewEvent(
+        event=failed(index, job),
+        stream_id=f"job-{job}/video-{index}",
+        stream_version=version,
+        correlation_id=job,
+        project="p",
+    )
+
+
+@pytest.fixture
+async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(pg_dsn)
+    await schema.migrate(connection)
+    yield connection
+    await connection.close()
+
+
+async def test_appends_get_consecutive_positions_and_read_back_typed(
+    conn: asyncpg.Connection,
+) -> None:
+    async with conn.transaction():
+        assert await store.append(conn, [new(0), new(1)]) == [1, 2]
+    async with conn.transaction():
+        assert await store.append(conn, [new(2)]) == [3]
+    events = await store.read_after(conn, 0)
+    assert [e.position for e in events] == [1, 2, 3]
+    assert [e.event for e in events] == [failed(0), failed(1), failed(2)]
+    assert events[0].event_type == "VideoImportFailed"
+    assert await store.read_after(conn, 2) == events[2:]
+
+
+async def test_append_outside_a_transaction_is_refused(conn: asyncpg.Connection) -> None:
+    with pytest.raises(RuntimeError, match="inside the caller's transaction"):
+        await store.append(conn, [new(0)])
+    assert await store.read_after(conn, 0) == []
+
+
+async def test_same_stream_version_twice_conflicts_and_writes_nothing(
+    conn: asyncpg.Connection,
+) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0)])
+    with pytest.raises(StreamConflict):
+        async with conn.transaction():
+            await store.append(conn, [new(1), new(0)])
+    assert [e.stream_id for e in await store.read_after(conn, 0)] == ["job-job1/video-0"]
+
+
+async def test_skip_existing_appends_only_what_is_new(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0)])
+    async with conn.transaction():
+        assert await store.append(conn, [new(0), new(1)], skip_existing=True) == [2]
+    assert len(await store.read_after(conn, 0)) == 2
+
+
+async def test_a_late_committing_append_is_never_skipped_by_a_reader(pg_dsn: str) -> None:
+    """Positions follow commit order: a reader never sees n+1 while n is uncommitted."""
+    first = await asyncpg.connect(pg_dsn)
+    second = await asyncpg.connect(pg_dsn)
+    reader = await asyncpg.connect(pg_dsn)
+    try:
+        await schema.migrate(first)
+        slow = first.transaction()
+        await slow.start()
+        await store.append(first, [new(0)])
+
+        async def fast_append() -> list[int]:
+            async with second.transaction():
+                return await store.append(second, [new(1)])
+
+        fast = asyncio.create_task(fast_append())
+        # The fast writer must be waiting for the slow one, not overtaking it.
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await reader.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "second append never waited"
+            await asyncio.sleep(0.02)
+        assert await store.read_after(reader, 0) == []
+        assert not fast.done()
+        await slow.commit()
+        assert await fast == [2]
+        assert [e.position for e in await store.read_after(reader, 0)] == [1, 2]
+    finally:
+        for c in (first, second, reader):
+            await c.close()
+
+
+async def test_the_log_refuses_updates_and_deletes(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0)])
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await conn.execute("UPDATE events SET project = 'other'")
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await conn.execute("DELETE FROM events")
+
+
+async def test_hash_chain_detects_an_altered_event(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0), new(1), new(2)])
+    assert await store.verify_chain(conn) == 3
+    # Someone with table-owner rights bypasses the trigger and edits history.
+    await conn.execute("ALTER TABLE events DISABLE TRIGGER events_immutable")
+    await conn.execute(
+        "UPDATE events SET data = replace(data::text, '\"r\"', '\"edited\"')::json"
+        " WHERE position = 2"
+    )
+    with pytest.raises(ValueError, match="position 2 was altered"):
+        await store.verify_chain(conn)
+    await conn.execute("DELETE FROM events WHERE position = 2")
+    with pytest.raises(ValueError, match="position 2 is missing"):
+        await store.verify_chain(conn)
+
+
+async def test_inbox_claims_a_message_once(conn: asyncpg.Connection) -> None:
+    assert await tracking.claim_message(conn, "ingester", "m1") is True
+    assert await tracking.claim_message(conn, "ingester", "m1") is False
+    assert await tracking.claim_message(conn, "notifier", "m1") is True
+    assert await tracking.was_handled(conn, "ingester", "m1")
+
+
+async def test_tracking_position_survives_and_is_per_reader(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        assert await tracking.lock_position(conn, "projector") == 0
+        await tracking.save_position(conn, "projector", 42)
+    assert await tracking.position_of(conn, "projector") == 42
+    assert await tracking.position_of(conn, "relay") == 0
+
+
+async def test_read_correlated_returns_one_jobs_history(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0, job="a"), new(0, job="b"), new(1, job="a")])
+    history = await store.read_correlated(conn, "a")
+    assert [(e.stream_id, e.position) for e in history] == [
+        ("job-a/video-0", 1),
+        ("job-a/video-1", 3),
+    ]

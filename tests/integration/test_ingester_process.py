@@ -1,0 +1,148 @@
+"""``python -m videoimport_ingester`` as a process: metrics, and SIGTERM mid-download."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from videoimport_devstack import StackInfo
+from videoimport_eventlog.kafka import ensure_topics, make_producer
+from videoimport_events import VideoImported, encode_envelope
+from videoimport_ingester import bootstrap
+
+from .ingester_harness import (
+    Video,
+    eventually,
+    prepare_database,
+    process_env,
+    request_import,
+    settings_for,
+    terminal_events,
+    video_source,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_sigterm_finishes_the_download_in_flight_then_exits_cleanly(
+    stack: StackInfo, pg_dsn: str, s3_bucket: str, topic_prefix: str, fixtures_dir: Path
+) -> None:
+    await prepare_database(pg_dsn)
+    settings = settings_for(stack, pg_dsn, s3_bucket, topic_prefix, download_read_timeout=30.0)
+    env = process_env(settings, VIDEOIMPORT_LOG_JSON="true")
+    topic = bootstrap.videos_topic(settings)
+    await ensure_topics(stack.kafka_bootstrap, settings.kafka_partitions, topics=[topic])
+
+    async with video_source(fixtures_dir) as source:
+        path = "/gated/sample.mp4"
+        job_id, [envelope] = await request_import(pg_dsn, Video(source.url(path)))
+        producer = make_producer(stack.kafka_bootstrap, "test-ingester")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topic, key=envelope.data.partition_key().encode(), value=encode_envelope(envelope)
+            )
+        finally:
+            await producer.stop()
+
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "videoimport_ingester",
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        log_lines: list[str] = []
+
+        async def collect() -> None:
+            assert process.stderr is not None
+            async for line in process.stderr:
+                log_lines.append(line.decode())
+
+        collecting = asyncio.create_task(collect())
+        try:
+
+            async def download_started() -> bool:
+                assert process.returncode is None, "".join(log_lines)
+                return source.hits[path] == 1
+
+            await eventually(download_started, within=60)
+            process.send_signal(signal.SIGTERM)
+
+            async def stopping() -> bool:
+                return any("finishing videos in flight" in line for line in log_lines)
+
+            await eventually(stopping, within=30)
+            assert await terminal_events(pg_dsn, job_id) == []  # still in flight
+            source.gate.set()
+            returncode = await asyncio.wait_for(process.wait(), 60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await collecting
+
+    assert returncode == 0, "".join(log_lines)
+    [result] = await terminal_events(pg_dsn, job_id)
+    assert isinstance(result.event, VideoImported)
+    assert any('"job_id": "' + job_id in line for line in log_lines)
+
+
+async def test_metrics_are_served_while_running(
+    stack: StackInfo, pg_dsn: str, s3_bucket: str, topic_prefix: str, fixtures_dir: Path
+) -> None:
+    await prepare_database(pg_dsn)
+    settings = settings_for(stack, pg_dsn, s3_bucket, topic_prefix)
+    port = free_port()
+    env = process_env(settings, VIDEOIMPORT_METRICS_PORT=str(port))
+    topic = bootstrap.videos_topic(settings)
+    await ensure_topics(stack.kafka_bootstrap, settings.kafka_partitions, topics=[topic])
+    async with video_source(fixtures_dir) as source:
+        job_id, [envelope] = await request_import(pg_dsn, Video(source.url("/video/sample.mp4")))
+        producer = make_producer(stack.kafka_bootstrap, "test-ingester")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topic, key=envelope.data.partition_key().encode(), value=encode_envelope(envelope)
+            )
+        finally:
+            await producer.stop()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "videoimport_ingester", env=env, stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+
+            async def done() -> bool:
+                assert process.returncode is None
+                return len(await terminal_events(pg_dsn, job_id)) == 1
+
+            await eventually(done, within=60)
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}/metrics") as response,
+            ):
+                text = await response.text()
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 60) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+    assert 'videoimport_ingester_results_total{state="success"} 1.0' in text
+    assert "videoimport_ingester_downloads_in_flight 0.0" in text
+    size = (fixtures_dir / "sample.mp4").stat().st_size
+    assert f"videoimport_ingester_downloaded_bytes_total {float(size)}" in text

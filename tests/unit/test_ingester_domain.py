@@ -1,0 +1,167 @@
+"""The pure create/update/skip/fail decision and the events it resolves to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+from videoimport_events import VideoImported, VideoImportFailed, VideoImportRequested
+from videoimport_events import VideoImportSkipped as Skipped
+from videoimport_ingester import domain
+from videoimport_projects import MetadataField, ProjectConfig
+
+CONFIG = ProjectConfig(
+    metadata=[
+        MetadataField(handle="title", type="text", required=True, maxLength=50),
+        MetadataField(handle="credit", type="text"),
+    ]
+)
+
+
+def request(**changes: Any) -> VideoImportRequested:
+    values: dict[str, Any] = {
+        "job_id": "abcdefgh2345",
+        "project": "news",
+        "index": 2,
+        "system_name": "archive",
+        "external_id": "123abc",
+        "url": "https://videos.example/a.mp4",
+        "file_name": "sample",
+        "metadata": {"title": "sample video", "credit": "LC"},
+    }
+    values.update(changes)
+    return VideoImportRequested(**values)
+
+
+def registered(**changes: Any) -> domain.MediaRecord:
+    values: dict[str, Any] = {
+        "project": "news",
+        "system_name": "archive",
+        "external_id": "123abc",
+        "media_id": domain.media_id_for("news", "archive", "123abc"),
+        "url": "https://videos.example/a.mp4",
+        "file_name": "sample",
+        "metadata": {"title": "sample video", "credit": "LC"},
+        "mime_type": "video/mp4",
+        "storage_key": "news/xyz/old.mp4",
+        "size": 1234,
+        "sha256": "ab" * 32,
+    }
+    values.update(changes)
+    return domain.MediaRecord(**values)
+
+
+STORED = domain.StoredObject(
+    storage_key="news/xyz/new.mp4", mime_type="video/mp4", size=99, sha256="cd" * 32
+)
+
+
+def test_media_id_is_deterministic_and_distinct() -> None:
+    first = domain.media_id_for("news", "archive", "123abc")
+    assert first == domain.media_id_for("news", "archive", "123abc")
+    assert len(first) == 20 and first == first.lower()
+    assert set(first) <= set("abcdefghijklmnopqrstuvwxyz234567")
+    assert first != domain.media_id_for("news", "archive", "123abd")
+    assert first != domain.media_id_for("sport", "archive", "123abc")
+    # The separator keeps ("ab", "c") and ("a", "bc") apart.
+    assert domain.media_id_for("p", "ab", "c") != domain.media_id_for("p", "a", "bc")
+
+
+def test_storage_key_and_stream() -> None:
+    assert domain.storage_key("news", "m1", "ev-1", ".webm") == "news/m1/ev-1.webm"
+    assert domain.stream_id("abcdefgh2345", 2) == "job-abcdefgh2345/video-2"
+
+
+def test_new_video_is_downloaded_and_created() -> None:
+    decision = domain.decide(request(), CONFIG, None)
+    assert decision == domain.Download(
+        media_id=domain.media_id_for("news", "archive", "123abc"), outcome="created"
+    )
+    resolution = domain.resolve(request(), decision, STORED)
+    event = resolution.event
+    assert isinstance(event, VideoImported)
+    assert (event.outcome, event.downloaded) == ("created", True)
+    assert event.storage_key == STORED.storage_key and event.sha256 == STORED.sha256
+    assert resolution.record is not None
+    assert resolution.record.url == request().url
+    assert resolution.record.media_id == event.media_id
+
+
+def test_new_url_downloads_again_and_keeps_the_media_id() -> None:
+    existing = registered(media_id="keptmediaid000000000")
+    decision = domain.decide(request(url="https://videos.example/b.mp4"), CONFIG, existing)
+    assert decision == domain.Download(media_id="keptmediaid000000000", outcome="updated")
+    event = domain.resolve(request(url="https://videos.example/b.mp4"), decision, STORED).event
+    assert isinstance(event, VideoImported)
+    assert (event.media_id, event.outcome, event.downloaded) == (
+        "keptmediaid000000000",
+        "updated",
+        True,
+    )
+
+
+def test_unchanged_video_is_skipped_with_the_existing_media() -> None:
+    existing = registered()
+    decision = domain.decide(request(), CONFIG, existing)
+    assert decision == domain.Skip(existing=existing)
+    resolution = domain.resolve(request(), decision)
+    event = resolution.event
+    assert isinstance(event, Skipped)
+    assert event.reason == "already exists"
+    assert (event.media_id, event.storage_key, event.mime_type) == (
+        existing.media_id,
+        existing.storage_key,
+        existing.mime_type,
+    )
+    assert resolution.record is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"file_name": "renamed"}, {"metadata": {"title": "new title", "credit": "LC"}}],
+)
+def test_same_url_with_new_file_name_or_metadata_updates_without_download(
+    change: dict[str, Any],
+) -> None:
+    existing = registered()
+    decision = domain.decide(request(**change), CONFIG, existing)
+    assert isinstance(decision, domain.UpdateInPlace)
+    resolution = domain.resolve(request(**change), decision)
+    event = resolution.event
+    assert isinstance(event, VideoImported)
+    assert (event.outcome, event.downloaded) == ("updated", False)
+    assert event.storage_key == existing.storage_key  # the stored bytes are kept
+    assert resolution.record == msgspec.structs.replace(existing, **change)
+
+
+def test_metadata_misfit_fails_with_every_reason() -> None:
+    bad = request(metadata={"credit": 5, "extra": "x"})
+    decision = domain.decide(bad, CONFIG, registered())
+    assert decision == domain.Fail(
+        code="invalid_metadata",
+        reason="metadata.title: required; metadata.credit: must be a string;"
+        " metadata.extra: not in the project's metadata config",
+    )
+    event = domain.resolve(bad, decision).event
+    assert isinstance(event, VideoImportFailed)
+    assert event.code == "invalid_metadata"
+    assert event.reason.startswith("metadata.title: required")
+
+
+def test_unknown_project_fails() -> None:
+    decision = domain.decide(request(), None, None)
+    assert isinstance(decision, domain.Fail)
+    assert decision.code == "unknown_project"
+
+
+def test_a_download_resolves_only_with_the_stored_object() -> None:
+    decision = domain.decide(request(), CONFIG, None)
+    with pytest.raises(ValueError, match="stored object"):
+        domain.resolve(request(), decision)
+
+
+def test_failed_carries_the_video_identity() -> None:
+    event = domain.failed(request(), "too_large", "too large").event
+    assert isinstance(event, VideoImportFailed)
+    assert (event.job_id, event.index, event.external_id) == ("abcdefgh2345", 2, "123abc")
