@@ -73,7 +73,9 @@ async def insert(conn: asyncpg.Connection, record: MediaRecord) -> bool:
         "INSERT INTO media (project, system_name, external_id, media_id, url, file_name,"
         " metadata, mime_type, storage_key, size, sha256)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11)"
-        " ON CONFLICT (project, system_name, external_id) DO NOTHING RETURNING true",
+        # No conflict target: media_id is derived from the key, so a concurrent insert
+        # of the same video may trip either unique index first.
+        " ON CONFLICT DO NOTHING RETURNING true",
         *_values(record),
     )
     return bool(inserted)
