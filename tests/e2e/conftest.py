@@ -128,7 +128,9 @@ async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
     services = ServiceSet(
         own_stack, log_dir, topic_prefix=prefix, extra_env={"VIDEOIMPORT_WEBHOOK_SECRET": secret}
     )
-    await asyncio.to_thread(services.start)
+    # Started from this (the main) thread: the children are tied to the thread that
+    # spawns them (PR_SET_PDEATHSIG), and a pool thread may go away before they should.
+    services.start()
     try:
         _cli(dsn, "project", "create", "newsroom", "--config", str(PROJECT_CONFIG))
         _cli(dsn, "project", "create", "elsewhere")
@@ -146,7 +148,7 @@ async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
         )
         assert services.dead() == {}, "a service died during the tests"
     finally:
-        await asyncio.to_thread(services.stop)
+        services.stop()
         admin = await asyncpg.connect(stack.postgres_dsn)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()

@@ -69,7 +69,11 @@ class ServiceSet:
         return env
 
     def start(self, timeout: float = 90.0) -> str:
-        """Start all services; returns the API's base URL once it answers /health."""
+        """Start all services; returns the API's base URL once it answers /health.
+
+        Call it from a thread that outlives the services (the main thread): each
+        child is tied to the thread that spawned it and dies when that thread ends.
+        """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.environment()
         try:
