@@ -12,7 +12,7 @@ import hashlib
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,14 +72,6 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
             env[f"VIDEOIMPORT_{name.upper()}"] = text
     env.update(extra)
     return env
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
-    """Poll ``check`` until it holds; fail after ``within`` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def sha256_of(data: bytes) -> str:

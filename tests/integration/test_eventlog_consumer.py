@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -12,12 +11,7 @@ from videoimport_devstack import StackInfo
 from videoimport_eventlog.consumer import KeyedConcurrentConsumer
 from videoimport_eventlog.kafka import ensure_topics, make_producer
 
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
+from tests.polling import eventually
 
 
 async def test_keys_run_concurrently_in_order_and_commits_wait_for_the_oldest(

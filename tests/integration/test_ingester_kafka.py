@@ -18,10 +18,11 @@ from videoimport_events import (
 )
 from videoimport_ingester import bootstrap
 
+from tests.polling import eventually
+
 from .ingester_harness import (
     Video,
     count_events,
-    eventually,
     prepare_database,
     read_object,
     request_import,

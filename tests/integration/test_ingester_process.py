@@ -15,9 +15,10 @@ from videoimport_eventlog.kafka import ensure_topics, make_producer
 from videoimport_events import VideoImported, encode_envelope
 from videoimport_ingester import bootstrap
 
+from tests.polling import eventually
+
 from .ingester_harness import (
     Video,
-    eventually,
     prepare_database,
     process_env,
     request_import,

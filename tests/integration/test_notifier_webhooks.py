@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,19 +35,13 @@ from videoimport_notifier import domain
 from videoimport_notifier.service import Notifier
 from videoimport_notifier.settings import NotifierSettings
 
+from tests.polling import eventually
+
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
 KEY = bytes(range(32))
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass

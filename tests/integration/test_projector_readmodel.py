@@ -7,9 +7,8 @@ import contextlib
 import os
 import signal
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,17 +27,11 @@ from videoimport_events import (
 from videoimport_projector.service import Projector
 from videoimport_projector.settings import ProjectorSettings
 
+from tests.polling import eventually
+
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import os
 import signal
 import socket
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -32,6 +31,8 @@ from videoimport_relay import bootstrap, handlers
 from videoimport_relay.service import Relay
 from videoimport_relay.settings import RelaySettings
 
+from tests.polling import eventually
+
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
 
@@ -48,14 +49,6 @@ class Published:
     @property
     def position(self) -> int:
         return decode_envelope(self.value).position
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Collector:
