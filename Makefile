@@ -18,7 +18,6 @@ uv:
 install: uv
 	$(UV) sync --frozen
 	$(PY) -m videoimport_devstack install
-	scripts/ensure-compose.sh
 
 run: install
 	$(PY) -m videoimport_devstack.run
@@ -27,6 +26,7 @@ stack: install
 	$(PY) -m videoimport_devstack up --data-dir .data
 
 test: install
+	scripts/ensure-compose.sh
 	$(UV) run --frozen pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: uv
@@ -34,6 +34,7 @@ test-unit: uv
 	$(UV) run --frozen pytest tests/unit -q $(PYTEST_ARGS)
 
 test-integration: install
+	scripts/ensure-compose.sh
 	$(UV) run --frozen pytest tests/integration -q $(PYTEST_ARGS)
 
 test-e2e: install
