@@ -125,7 +125,10 @@ async def run(stack: StackInfo, results: list[Result], *, quick: bool = False) -
                 plain_rates: list[float] = []
                 for index in range(rounds):
                     # Alternate which side goes first, so neither always follows the other.
-                    order = [(append_to_store, store_rates), (plain, plain_rates)]
+                    order: list[tuple[Writer, list[float]]] = [
+                        (append_to_store, store_rates),
+                        (plain, plain_rates),
+                    ]
                     for write, rates in order if index % 2 == 0 else reversed(order):
                         rates.append(await _round(conn, write, batch, seconds))
                 report(

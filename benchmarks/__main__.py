@@ -1,0 +1,118 @@
+"""``python -m benchmarks``: start a local stack, run the benchmarks, write results.json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from videoimport_devstack import LocalStack, StackInfo
+
+from . import e2e, eventlog, transfer
+from .common import RESULTS_FILE, Result
+
+BENCHMARKS = ("eventlog", "transfer", "e2e")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Start a local stack, run the benchmarks against it, write results JSON.",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHMARKS,
+        help="run only this benchmark (repeatable; default: all)",
+    )
+    parser.add_argument("--videos", type=int, default=200, help="videos per e2e batch")
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        action="append",
+        help="source latency per e2e request, one pair of runs each (default: 50 and 0)",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a smoke run)")
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="results JSON file")
+    args = parser.parse_args(argv)
+    if args.videos < 1:
+        parser.error("--videos must be at least 1")
+    return args
+
+
+async def run_all(
+    stack: StackInfo, args: argparse.Namespace, work_dir: Path, results: list[Result]
+) -> None:
+    selected = args.only or list(BENCHMARKS)
+    if "eventlog" in selected:
+        await eventlog.run(stack, results, quick=args.quick)
+    if "transfer" in selected:
+        await transfer.run(stack, results, work_dir, quick=args.quick)
+    if "e2e" in selected:
+        latencies = args.latency_ms if args.latency_ms is not None else [50, 0]
+        await e2e.run(
+            stack,
+            results,
+            work_dir,
+            videos=20 if args.quick else args.videos,
+            latencies_ms=latencies[:1] if args.quick else latencies,
+        )
+
+
+def write_results(
+    path: Path, args: argparse.Namespace, results: list[Result], seconds: float, error: str | None
+) -> None:
+    document: dict[str, Any] = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "error": error,
+        "results": [r.to_json() for r in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    began = time.monotonic()
+    results: list[Result] = []
+    error: str | None = None
+    work_dir = Path(tempfile.mkdtemp(prefix="videoimport-bench-"))
+    local = LocalStack(work_dir / "stack")
+    try:
+        print("starting the local stack ...", flush=True)
+        local.install()
+        stack = local.start()
+        print(f"stack ready after {time.monotonic() - began:.0f} s", flush=True)
+        asyncio.run(run_all(stack, args, work_dir, results))
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        local.stop()
+        shutil.rmtree(work_dir, ignore_errors=True)
+        seconds = time.monotonic() - began
+        write_results(args.output, args, results, seconds, error)
+        print(f"{len(results)} results in {seconds:.0f} s written to {args.output}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
