@@ -1,8 +1,7 @@
 """Ingester transfer: source URL → S3 through the ingester's real streaming path.
 
-The transfer is built from the ingester's own pieces, as its ``bootstrap`` does
-(``SafeFetcher`` on its session, ``S3Uploader`` on its S3 client, ``Transfer``
-with the default settings). The baseline moves the same bytes the simplest
+The transfer is the ingester's own, built by ``bootstrap.build_transfer`` with
+the default settings. The baseline moves the same bytes the simplest
 way: one aiohttp GET read whole into memory, then one PutObject with the same
 S3 client. Peak Python memory (tracemalloc) is measured in separate runs,
 because tracing slows allocation down.
@@ -26,10 +25,8 @@ import aiohttp
 from aiohttp import web
 from videoimport_devstack import StackInfo
 from videoimport_ingester import bootstrap
-from videoimport_ingester.adapters.http_fetch import SafeFetcher, make_session
-from videoimport_ingester.adapters.s3_upload import S3Uploader
+from videoimport_ingester.adapters.http_fetch import make_session
 from videoimport_ingester.settings import Settings
-from videoimport_ingester.transfer import Transfer
 
 from .common import MB, MIB, Result, fresh_bucket, median, report, serve
 
@@ -88,26 +85,7 @@ def _ingester_key(extension: str) -> str:
 async def ingester_copy(settings: Settings, s3: S3Client) -> AsyncIterator[Copy]:
     """The ingester's download-and-upload path, wired the way ``bootstrap`` wires it."""
     async with make_session(allow_private=settings.allow_private_urls) as session:
-        fetcher = SafeFetcher(
-            session,
-            allow_private=settings.allow_private_urls,
-            connect_timeout=settings.download_connect_timeout,
-            read_timeout=settings.download_read_timeout,
-        )
-        uploader = S3Uploader(
-            s3,
-            settings.s3_bucket,
-            part_size=settings.s3_part_size,
-            parts_in_flight=settings.s3_parts_in_flight,
-        )
-        transfer = Transfer(
-            fetcher,
-            uploader,
-            max_bytes=settings.max_video_bytes,
-            attempts=settings.download_attempts,
-            backoff=settings.download_backoff,
-            total_timeout=settings.download_total_timeout,
-        )
+        transfer, _ = bootstrap.build_transfer(settings, session, s3)
 
         async def copy(source: SourceFile) -> int:
             stored = await transfer.copy(source.url, _ingester_key)

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+import aiohttp
 import asyncpg
 import structlog
 from aiobotocore.config import AioConfig
@@ -82,27 +83,35 @@ async def build_ingester(settings: Settings) -> AsyncIterator[Ingester]:
         session = await stack.enter_async_context(
             make_session(allow_private=settings.allow_private_urls)
         )
-        fetcher = SafeFetcher(
-            session,
-            allow_private=settings.allow_private_urls,
-            connect_timeout=settings.download_connect_timeout,
-            read_timeout=settings.download_read_timeout,
-        )
-        uploader = S3Uploader(
-            s3,
-            settings.s3_bucket,
-            part_size=settings.s3_part_size,
-            parts_in_flight=settings.s3_parts_in_flight,
-        )
-        transfer = Transfer(
-            fetcher,
-            uploader,
-            max_bytes=settings.max_video_bytes,
-            attempts=settings.download_attempts,
-            backoff=settings.download_backoff,
-            total_timeout=settings.download_total_timeout,
-        )
+        transfer, uploader = build_transfer(settings, session, s3)
         yield Ingester(pool, transfer, uploader)
+
+
+def build_transfer(
+    settings: Settings, session: aiohttp.ClientSession, s3: S3Client
+) -> tuple[Transfer, S3Uploader]:
+    """The download-and-upload path of one video, from its settings."""
+    fetcher = SafeFetcher(
+        session,
+        allow_private=settings.allow_private_urls,
+        connect_timeout=settings.download_connect_timeout,
+        read_timeout=settings.download_read_timeout,
+    )
+    uploader = S3Uploader(
+        s3,
+        settings.s3_bucket,
+        part_size=settings.s3_part_size,
+        parts_in_flight=settings.s3_parts_in_flight,
+    )
+    transfer = Transfer(
+        fetcher,
+        uploader,
+        max_bytes=settings.max_video_bytes,
+        attempts=settings.download_attempts,
+        backoff=settings.download_backoff,
+        total_timeout=settings.download_total_timeout,
+    )
+    return transfer, uploader
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
