@@ -79,6 +79,12 @@ async def client_side() -> AsyncIterator[ClientSide]:
             raise web.HTTPNotFound()
         return web.Response(body=path.read_bytes(), content_type=CONTENT_TYPES[path.suffix])
 
+    async def slow_sample(request: web.Request) -> web.StreamResponse:
+        # An origin that takes its time, so a batch is still running when a test
+        # pulls the plug on a service.
+        await asyncio.sleep(0.3)
+        return await sample(request)
+
     async def html_as_mp4(request: web.Request) -> web.Response:
         return web.Response(
             body=b"<!doctype html><html><body>Not found</body></html>",
@@ -92,6 +98,7 @@ async def client_side() -> AsyncIterator[ClientSide]:
 
     app = web.Application()
     app.router.add_get("/samples/{name}", sample)
+    app.router.add_get("/slow/{name}", slow_sample)
     app.router.add_get("/html-as-mp4", html_as_mp4)
     app.router.add_post("/webhooks", webhook)
     runner = web.AppRunner(app)

@@ -7,6 +7,7 @@ processes a deployment runs: ``python -m videoimport_<service>``.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -75,20 +76,30 @@ class ServiceSet:
         child is tied to the thread that spawned it and dies when that thread ends.
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = self.environment()
         try:
             for name in SERVICES:
-                self.children[name] = spawn(
-                    name,
-                    [sys.executable, "-m", f"videoimport_{name}"],
-                    log_path=self.log_dir / f"{name}.log",
-                    env=env,
-                )
+                self.start_one(name)
             self._wait_healthy(Deadline(timeout))
         except BaseException:
             self.stop()
             raise
         return self.api_url
+
+    def start_one(self, name: str) -> None:
+        """(Re)start one service, e.g. after ``crash`` (same thread rule as ``start``)."""
+        self.children[name] = spawn(
+            name,
+            [sys.executable, "-m", f"videoimport_{name}"],
+            log_path=self.log_dir / f"{name}.log",
+            env=self.environment(),
+        )
+
+    def crash(self, name: str) -> None:
+        """SIGKILL one service: no cleanup, no goodbye, as in a power cut."""
+        child = self.children[name]
+        os.killpg(child.pid, signal.SIGKILL)
+        child.popen.wait(timeout=30)
+        child.stopped = True
 
     def dead(self) -> dict[str, int]:
         return {
