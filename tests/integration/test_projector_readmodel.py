@@ -21,13 +21,13 @@ from videoimport_events import (
     Overview,
     VideoImported,
     VideoImportFailed,
-    VideoImportRequested,
     VideoImportSkipped,
 )
 from videoimport_projector.service import Projector
 from videoimport_projector.settings import ProjectorSettings
 
 from tests.polling import eventually
+from tests.requests import requested_job
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
@@ -63,38 +63,11 @@ async def request_job(
     conn: asyncpg.Connection, job_id: str, count: int, **extra: Any
 ) -> ImportRequested:
     """What the API appends: the request and one VideoImportRequested per video."""
-    common = {"job_id": job_id, "project": "acme", "system_name": "archive"}
-    requested = ImportRequested(**common, api_version="2025-03", video_count=count, **extra)
-    events = [
-        store.NewEvent(
-            requested,
-            stream_id=f"job-{job_id}",
-            stream_version=0,
-            correlation_id=job_id,
-            project="acme",
-            occurred_at=T0,
-        )
-    ]
-    for i in range(count):
-        events.append(
-            store.NewEvent(
-                VideoImportRequested(
-                    **common,
-                    index=i,
-                    external_id=f"{job_id}-{i}",
-                    url=f"https://videos.example.com/{i}.mp4",
-                    file_name=f"file {i}",
-                    metadata={"title": f"t{i}"},
-                ),
-                stream_id=f"job-{job_id}/video-{i}",
-                stream_version=0,
-                correlation_id=job_id,
-                project="acme",
-                occurred_at=T0,
-            )
-        )
+    events = requested_job(job_id, count, occurred_at=T0, **extra)
     async with conn.transaction():
         await store.append(conn, events)
+    requested = events[0].event
+    assert isinstance(requested, ImportRequested)
     return requested
 
 
@@ -104,7 +77,7 @@ def _video(job_id: str, i: int) -> dict[str, Any]:
         "project": "acme",
         "system_name": "archive",
         "index": i,
-        "external_id": f"{job_id}-{i}",
+        "external_id": f"ext-{i}",
     }
 
 
@@ -242,7 +215,7 @@ async def test_projector_builds_status_rows_and_completes_each_job_once(
         "job_id": "jobmixed0001",
         "idx": 0,
         "system_name": "archive",
-        "external_id": "jobmixed0001-0",
+        "external_id": "ext-0",
         "state": "success",
         "reason": None,
         "code": None,

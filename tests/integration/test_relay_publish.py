@@ -19,9 +19,7 @@ from aiokafka.errors import KafkaTimeoutError
 from videoimport_devstack import StackInfo
 from videoimport_eventlog import schema, store, tracking
 from videoimport_events import (
-    ImportRequested,
     VideoImportFailed,
-    VideoImportRequested,
     WebhookDelivered,
     decode_envelope,
     encode_envelope,
@@ -32,6 +30,7 @@ from videoimport_relay.service import Relay
 from videoimport_relay.settings import RelaySettings
 
 from tests.polling import eventually
+from tests.requests import requested_job
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
@@ -141,37 +140,6 @@ async def setup(
         await conn.close()
 
 
-def job_events(job_id: str, count: int) -> list[store.NewEvent]:
-    common = {"job_id": job_id, "project": "acme", "system_name": "archive"}
-    events = [
-        store.NewEvent(
-            ImportRequested(**common, api_version="2025-03", video_count=count),  # type: ignore[arg-type]
-            stream_id=f"job-{job_id}",
-            stream_version=0,
-            correlation_id=job_id,
-            project="acme",
-        )
-    ]
-    for i in range(count):
-        events.append(
-            store.NewEvent(
-                VideoImportRequested(
-                    **common,  # type: ignore[arg-type]
-                    index=i,
-                    external_id=f"ext-{i}",
-                    url=f"https://videos.example.com/{i}.mp4",
-                    file_name=f"file {i}",
-                    metadata={"title": f"t{i}"},
-                ),
-                stream_id=f"job-{job_id}/video-{i}",
-                stream_version=0,
-                correlation_id=job_id,
-                project="acme",
-            )
-        )
-    return events
-
-
 def single(job_id: str, version: int = 0) -> store.NewEvent:
     return store.NewEvent(
         WebhookDelivered(
@@ -201,7 +169,7 @@ async def test_relay_publishes_the_log_in_order_with_headers_and_keys(
     setup: tuple[RelaySettings, asyncpg.Connection, Collector],
 ) -> None:
     settings, conn, collector = setup
-    await append(conn, job_events("job000000001", 3))
+    await append(conn, requested_job("job000000001", 3))
     failure = store.NewEvent(
         VideoImportFailed(
             job_id="job000000001",
@@ -221,7 +189,7 @@ async def test_relay_publishes_the_log_in_order_with_headers_and_keys(
     await append(conn, [failure, single("job000000001")])
     async with running(Relay(settings)):
         await collector.wait_for(6)
-        await append(conn, job_events("job000000002", 1))
+        await append(conn, requested_job("job000000002", 1))
         await collector.wait_for(8)
 
         async def saved() -> bool:

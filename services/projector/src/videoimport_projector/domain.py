@@ -181,19 +181,19 @@ def decide_completion(state: JobState) -> JobCompleted | None:
 
 def video_row(event: object) -> VideoRow | None:
     """The ``status_videos`` row an event sets, if it is about one video."""
-    if isinstance(event, VideoImportRequested):
-        return VideoRow(
-            job_id=event.job_id,
-            idx=event.index,
-            system_name=event.system_name,
-            external_id=event.external_id,
-        )
+    if not isinstance(
+        event, VideoImportRequested | VideoImported | VideoImportSkipped | VideoImportFailed
+    ):
+        return None
+    identity = VideoRow(
+        job_id=event.job_id,
+        idx=event.index,
+        system_name=event.system_name,
+        external_id=event.external_id,
+    )
     if isinstance(event, VideoImported):
-        return VideoRow(
-            job_id=event.job_id,
-            idx=event.index,
-            system_name=event.system_name,
-            external_id=event.external_id,
+        return msgspec.structs.replace(
+            identity,
             state="success",
             media_id=event.media_id,
             mime_type=event.mime_type,
@@ -201,11 +201,8 @@ def video_row(event: object) -> VideoRow | None:
             outcome=event.outcome,
         )
     if isinstance(event, VideoImportSkipped):
-        return VideoRow(
-            job_id=event.job_id,
-            idx=event.index,
-            system_name=event.system_name,
-            external_id=event.external_id,
+        return msgspec.structs.replace(
+            identity,
             state="skipped",
             reason=event.reason,
             code=event.code,
@@ -214,16 +211,10 @@ def video_row(event: object) -> VideoRow | None:
             storage_key=event.storage_key,
         )
     if isinstance(event, VideoImportFailed):
-        return VideoRow(
-            job_id=event.job_id,
-            idx=event.index,
-            system_name=event.system_name,
-            external_id=event.external_id,
-            state="failed",
-            reason=event.reason,
-            code=event.code,
+        return msgspec.structs.replace(
+            identity, state="failed", reason=event.reason, code=event.code
         )
-    return None
+    return identity
 
 
 def newer_row(old: VideoRow | None, new: VideoRow) -> VideoRow:
