@@ -7,7 +7,6 @@ from videoimport_projects.config import (
     parse_config,
 )
 from videoimport_projects.registry import (
-    DDL,
     WRITE_SCOPE,
     ProjectExists,
     TokenGrant,
@@ -21,7 +20,6 @@ from videoimport_projects.registry import (
 )
 
 __all__ = [
-    "DDL",
     "WRITE_SCOPE",
     "MetadataField",
     "ProjectConfig",

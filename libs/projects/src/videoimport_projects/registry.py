@@ -13,21 +13,6 @@ from videoimport_projects.config import ProjectConfig, encode_config, parse_conf
 WRITE_SCOPE = "public-api:write"
 TOKEN_PREFIX = "vit_"
 
-DDL = """
-CREATE TABLE IF NOT EXISTS projects (
-    name        text PRIMARY KEY,
-    config      json NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    token_hash  bytea PRIMARY KEY,
-    project     text NOT NULL REFERENCES projects(name),
-    scopes      text[] NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    revoked_at  timestamptz
-);
-"""
-
 
 class ProjectExists(Exception):
     pass

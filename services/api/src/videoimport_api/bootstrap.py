@@ -12,9 +12,7 @@ import uvicorn
 from aiobotocore.session import get_session
 from prometheus_client import start_http_server
 from videoimport_eventlog import schema
-from videoimport_projects import DDL as PROJECTS_DDL
 
-from videoimport_api.adapters.postgres import IDEMPOTENCY_DDL
 from videoimport_api.adapters.s3 import MediaStore
 from videoimport_api.app import create_app
 from videoimport_api.handlers import Dependencies
@@ -26,8 +24,7 @@ log = structlog.get_logger("videoimport_api")
 
 async def migrate(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        for ddl in (schema.DDL, PROJECTS_DDL, IDEMPOTENCY_DDL):
-            await schema.migrate(conn, ddl)
+        await schema.migrate(conn)
 
 
 @contextlib.asynccontextmanager

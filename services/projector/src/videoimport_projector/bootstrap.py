@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncpg
 from videoimport_eventlog import schema
 
-from videoimport_projector.adapters import readmodel
 from videoimport_projector.settings import ProjectorSettings
 
 
@@ -16,4 +15,3 @@ async def connect(settings: ProjectorSettings) -> asyncpg.Connection:
 
 async def migrate(conn: asyncpg.Connection) -> None:
     await schema.migrate(conn)
-    await schema.migrate(conn, readmodel.DDL)

@@ -8,17 +8,6 @@ import asyncpg
 
 from videoimport_api.domain.status import JobRow, VideoRow
 
-IDEMPOTENCY_DDL = """
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    project         text NOT NULL,
-    key             text NOT NULL,
-    request_sha256  text NOT NULL,
-    job_id          text NOT NULL,
-    created_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (project, key)
-);
-"""
-
 
 async def claim_idempotency_key(
     conn: asyncpg.Connection, project: str, key: str, request_sha256: str, job_id: str

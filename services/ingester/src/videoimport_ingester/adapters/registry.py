@@ -13,26 +13,6 @@ import msgspec
 
 from videoimport_ingester.domain import MediaRecord
 
-DDL = """
-CREATE TABLE IF NOT EXISTS media (
-    project      text NOT NULL,
-    system_name  text NOT NULL,
-    external_id  text NOT NULL,
-    media_id     text NOT NULL,
-    url          text NOT NULL,
-    file_name    text NOT NULL,
-    metadata     json NOT NULL,
-    mime_type    text NOT NULL,
-    storage_key  text NOT NULL,
-    size         bigint NOT NULL,
-    sha256       text NOT NULL,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (project, system_name, external_id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS media_media_id_idx ON media (media_id);
-"""
-
 _COLUMNS = (
     "project, system_name, external_id, media_id, url, file_name, metadata::text AS metadata,"
     " mime_type, storage_key, size, sha256"

@@ -14,41 +14,6 @@ import msgspec
 
 from videoimport_projector.domain import JobState, VideoRow
 
-DDL = """
-CREATE TABLE IF NOT EXISTS status_jobs (
-    job_id       text PRIMARY KEY,
-    project      text NOT NULL,
-    system_name  text NOT NULL,
-    state        text NOT NULL,
-    video_count  integer NOT NULL,
-    started_at   timestamptz NOT NULL,
-    finished_at  timestamptz,
-    success      integer NOT NULL DEFAULT 0,
-    skipped      integer NOT NULL DEFAULT 0,
-    failed       integer NOT NULL DEFAULT 0
-);
-
-CREATE TABLE IF NOT EXISTS status_videos (
-    job_id       text NOT NULL,
-    idx          integer NOT NULL,
-    system_name  text NOT NULL,
-    external_id  text NOT NULL,
-    state        text,
-    reason       text,
-    code         text,
-    media_id     text,
-    mime_type    text,
-    storage_key  text,
-    outcome      text,
-    PRIMARY KEY (job_id, idx)
-);
-
-CREATE TABLE IF NOT EXISTS projector_job_state (
-    job_id  text PRIMARY KEY,
-    state   json NOT NULL
-);
-"""
-
 TABLES = ("status_jobs", "status_videos", "projector_job_state")
 
 _encoder = msgspec.json.Encoder()
