@@ -10,6 +10,7 @@ from aiokafka.structs import ConsumerRecord
 from videoimport_devstack import StackInfo
 from videoimport_eventlog.consumer import KeyedConcurrentConsumer
 from videoimport_eventlog.kafka import ensure_topics, make_producer
+from videoimport_eventlog.retry import RetryPolicy
 
 from tests.polling import eventually
 
@@ -48,7 +49,9 @@ async def test_keys_run_concurrently_in_order_and_commits_wait_for_the_oldest(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    keyed = KeyedConcurrentConsumer(consumer, handler, max_in_flight=8, retry_backoff=(0.05, 0.1))
+    keyed = KeyedConcurrentConsumer(
+        consumer, handler, max_in_flight=8, policy=RetryPolicy(base=0.05, max_delay=0.1)
+    )
     consumer.subscribe([topic], listener=keyed.listener())
     await consumer.start()
     tp = TopicPartition(topic, 0)
@@ -122,6 +125,110 @@ async def test_in_flight_is_bounded(stack: StackInfo, topic_prefix: str) -> None
 
         await eventually(all_done)
         assert peak == 4
+    finally:
+        keyed.stop()
+        await runner
+        await consumer.stop()
+
+
+async def test_a_message_that_keeps_failing_is_given_up_and_the_partition_moves_on(
+    stack: StackInfo, topic_prefix: str
+) -> None:
+    topic = topic_prefix + "poison"
+    await ensure_topics(stack.kafka_bootstrap, partitions=1, topics=[topic])
+    producer = make_producer(stack.kafka_bootstrap, "test")
+    await producer.start()
+    try:
+        for value in (b"good-0", b"poison", b"good-1"):
+            # One key: without isolation the poison would hold good-1 back forever.
+            await producer.send_and_wait(topic, key=b"same", value=value)
+    finally:
+        await producer.stop()
+
+    handled: list[bytes] = []
+    attempts = 0
+    given_up: list[tuple[bytes, str, int]] = []
+
+    async def handler(record: ConsumerRecord[bytes, bytes]) -> None:
+        nonlocal attempts
+        if record.value == b"poison":
+            attempts += 1
+            raise ValueError("cannot handle this")
+        handled.append(record.value)
+
+    async def give_up(record: ConsumerRecord[bytes, bytes], exc: BaseException, n: int) -> None:
+        given_up.append((record.value, str(exc), n))
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap,
+        group_id=topic_prefix + "g",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    policy = RetryPolicy(attempts=3, base=0.01, max_delay=0.05)
+    keyed = KeyedConcurrentConsumer(consumer, handler, policy=policy, on_give_up=give_up)
+    consumer.subscribe([topic], listener=keyed.listener())
+    await consumer.start()
+    tp = TopicPartition(topic, 0)
+    runner = asyncio.create_task(keyed.run())
+    try:
+
+        async def all_committed() -> bool:
+            return await consumer.committed(tp) == 3
+
+        await eventually(all_committed, "the offset to pass the poison message")
+        assert handled == [b"good-0", b"good-1"]
+        assert attempts == 3
+        assert given_up == [(b"poison", "cannot handle this", 3)]
+    finally:
+        keyed.stop()
+        await runner
+        await consumer.stop()
+
+
+async def test_an_outage_is_waited_out_without_giving_up(
+    stack: StackInfo, topic_prefix: str
+) -> None:
+    topic = topic_prefix + "outage"
+    await ensure_topics(stack.kafka_bootstrap, partitions=1, topics=[topic])
+    producer = make_producer(stack.kafka_bootstrap, "test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, key=b"k", value=b"v")
+    finally:
+        await producer.stop()
+    outage_left = 6
+    given_up: list[bytes] = []
+    handled: list[bytes] = []
+
+    async def handler(record: ConsumerRecord[bytes, bytes]) -> None:
+        nonlocal outage_left
+        if outage_left:
+            outage_left -= 1
+            raise ConnectionRefusedError("database away")
+        handled.append(record.value)
+
+    async def give_up(record: ConsumerRecord[bytes, bytes], exc: BaseException, n: int) -> None:
+        given_up.append(record.value)
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap,
+        group_id=topic_prefix + "g",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    policy = RetryPolicy(attempts=2, base=0.01, max_delay=0.05)
+    keyed = KeyedConcurrentConsumer(consumer, handler, policy=policy, on_give_up=give_up)
+    consumer.subscribe([topic], listener=keyed.listener())
+    await consumer.start()
+    runner = asyncio.create_task(keyed.run())
+    try:
+
+        async def handled_once() -> bool:
+            return handled == [b"v"]
+
+        await eventually(handled_once, "the message to go through after the outage")
+        assert given_up == []  # six outage failures, a budget of two: none counted
     finally:
         keyed.stop()
         await runner

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
+from videoimport_eventlog.addresses import address_problem, is_public, parse_address
 from videoimport_ingester.adapters.http_fetch import (
     FetchError,
     ForbiddenAddress,
@@ -13,7 +14,6 @@ from videoimport_ingester.adapters.http_fetch import (
     checked_url,
     redirect_target,
 )
-from videoimport_ingester.addresses import address_problem, is_public, parse_address
 from yarl import URL
 
 

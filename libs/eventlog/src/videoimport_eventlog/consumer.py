@@ -6,22 +6,43 @@ Each key gets its own queue; different keys run concurrently up to
 ``max_in_flight``. The committed offset of a partition only ever moves to just
 below its oldest unfinished message, so a crash re-delivers every message whose
 effect may not have committed (handlers are idempotent through the inbox).
+
+Failures follow the shared ``RetryPolicy``: an outage (database or broker away)
+is waited out with capped, jittered backoff and does not count against the
+message; any other failure counts, and after ``policy.attempts`` of them the
+message is handed to ``on_give_up`` (which isolates it: a dead letter, a
+terminal failure event) and the partition moves on. A rebalance or a stop
+waits at most ``drain_timeout`` for handlers, then cancels them: their offsets
+stay uncommitted, so the next owner handles them again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-Handler = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
+from videoimport_eventlog.faults import is_outage
+from videoimport_eventlog.retry import RetryPolicy
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Handler = Callable[[Record], Awaitable[None]]
+GiveUp = Callable[[Record, BaseException, int], Awaitable[None]]
+"""Called with the record, the last error and the attempts made; isolates the record."""
 log = structlog.get_logger(__name__)
+
+
+def source_of(record: Record) -> str:
+    """Where a record came from, for logs and dead letters."""
+    return f"kafka:{record.topic}/{record.partition}@{record.offset}"
 
 
 class _PartitionProgress:
@@ -50,12 +71,16 @@ class KeyedConcurrentConsumer:
         handler: Handler,
         *,
         max_in_flight: int = 8,
-        retry_backoff: tuple[float, float] = (0.5, 30.0),
+        policy: RetryPolicy | None = None,
+        on_give_up: GiveUp | None = None,
+        drain_timeout: float = 10.0,
     ) -> None:
         self._consumer = consumer
         self._handler = handler
         self._max_in_flight = max_in_flight
-        self._backoff = retry_backoff
+        self._policy = policy or RetryPolicy()
+        self._on_give_up = on_give_up
+        self._drain_timeout = drain_timeout
         self._progress: dict[TopicPartition, _PartitionProgress] = {}
         self._queues: dict[tuple[TopicPartition, bytes | None], deque[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -136,26 +161,56 @@ class KeyedConcurrentConsumer:
                 progress.finished(record.offset)
         del self._queues[key]
 
-    async def _handle_until_done(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        delay, cap = self._backoff
+    async def _handle_until_done(self, record: Record) -> None:
+        """Handle, retry per the policy, and isolate the record once it is used up."""
+        policy, counted, waits = self._policy, 0, 0
         while True:
             try:
                 await self._handler(record)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # The handler turns every permanent problem into a result event;
-                # what reaches here is transient (a database or S3 outage).
-                log.exception(
+            except Exception as exc:
+                waits += 1
+                outage = is_outage(exc)
+                if not outage:
+                    counted += 1
+                if not outage and policy.exhausted(counted):
+                    await self._give_up(record, exc, counted)
+                    return
+                delay = policy.delay(min(waits, 32), random.random())
+                log.warning(
                     "handler failed, retrying",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    retry_in=delay,
+                    source=source_of(record),
+                    outage=outage,
+                    attempt=counted,
+                    retry_in=round(delay, 2),
+                    exc_info=exc,
                 )
                 await asyncio.sleep(delay)
-                delay = min(cap, delay * 2)
+
+    async def _give_up(self, record: Record, exc: BaseException, attempts: int) -> None:
+        if self._on_give_up is None:
+            log.error("handler gave up; message skipped", source=source_of(record), exc_info=exc)
+            return
+        waits = 0
+        while True:
+            try:
+                await self._on_give_up(record, exc, attempts)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as failure:
+                # Isolating needs the database: wait for it, never drop the record.
+                waits += 1
+                delay = self._policy.delay(min(waits, 32), random.random())
+                log.warning(
+                    "could not isolate a failing message; retrying",
+                    source=source_of(record),
+                    retry_in=round(delay, 2),
+                    exc_info=failure,
+                )
+                await asyncio.sleep(delay)
 
     async def _commit(self) -> None:
         offsets = {
@@ -165,7 +220,18 @@ class KeyedConcurrentConsumer:
         }
         if not offsets:
             return
-        await self._consumer.commit(offsets)
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions: the group rejoins on the next poll
+            # and the new owner redoes what was not committed (handlers dedupe).
+            log.warning("offset commit failed; rejoining the group", error=str(exc))
+            self._progress.clear()
+            return
+        except KafkaError as exc:
+            # Transient (a coordinator moving): the offsets stay and go with the next commit.
+            log.warning("offset commit failed; retrying with the next commit", error=str(exc))
+            return
         # Handlers may have finished more while the commit was in flight: keep that.
         for tp, committed in offsets.items():
             progress = self._progress.get(tp)
@@ -173,9 +239,21 @@ class KeyedConcurrentConsumer:
                 progress.committable = None
 
     async def _drain(self) -> None:
-        """Finish what is in flight, commit it, forget partition state."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Finish what is in flight (at most ``drain_timeout``), commit it, forget the rest.
+
+        Bounded so a rebalance completes within the group's timeout whatever a
+        handler is doing; what is cancelled stays uncommitted and is redone.
+        """
+        tasks = list(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._drain_timeout)
+            if pending:
+                log.warning("cancelling handlers still running after the drain", count=len(pending))
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._commit()
         self._progress.clear()
+        self._queues.clear()
+        self._in_flight = 0

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from videoimport_events import AnyEvent, Envelope, Event, decode_event, encode_event
+from videoimport_events import (
+    MAX_EVENT_BYTES,
+    AnyEvent,
+    Envelope,
+    Event,
+    decode_event,
+    encode_event,
+)
 
 APPEND_LOCK = 7_110_002
 NOTIFY_CHANNEL = "videoimport_events"
@@ -28,6 +35,14 @@ GENESIS_HASH = b"\x00" * 32
 
 class StreamConflict(Exception):
     """Another writer already appended at this stream version."""
+
+
+class EventTooLarge(ValueError):
+    """An event's JSON is over ``MAX_EVENT_BYTES``: it could not be published.
+
+    Raised to the writer before anything is written, so the log never holds an
+    event that would stop the relay.
+    """
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,13 @@ async def append(
         raise RuntimeError("append() must run inside the caller's transaction")
     if not events:
         return []
+    encoded = [encode_event(e.event) for e in events]
+    for new, data in zip(events, encoded, strict=True):
+        if len(data) > MAX_EVENT_BYTES:
+            raise EventTooLarge(
+                f"{type(new.event).type_name()} for {new.stream_id} is {len(data)} bytes;"
+                f" the limit is {MAX_EVENT_BYTES}"
+            )
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
     if skip_existing:
         taken = await conn.fetch(
@@ -138,16 +160,21 @@ async def append(
             [e.stream_version for e in events],
         )
         taken_keys = {(r["stream_id"], r["stream_version"]) for r in taken}
-        events = [e for e in events if (e.stream_id, e.stream_version) not in taken_keys]
-        if not events:
+        kept = [
+            (e, d)
+            for e, d in zip(events, encoded, strict=True)
+            if (e.stream_id, e.stream_version) not in taken_keys
+        ]
+        if not kept:
             return []
+        events = [e for e, _ in kept]
+        encoded = [d for _, d in kept]
     last = await conn.fetchrow("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
     position: int = last["position"] if last else 0
     previous: bytes = bytes(last["hash"]) if last else GENESIS_HASH
     rows: list[tuple[Any, ...]] = []
-    for new in events:
+    for new, data in zip(events, encoded, strict=True):
         position += 1
-        data = encode_event(new.event)
         event_type = type(new.event).type_name()
         previous = chain_hash(
             previous, new.event_id, new.stream_id, new.stream_version, event_type, data
@@ -228,3 +255,19 @@ async def verify_chain(conn: asyncpg.Connection, batch: int = 1000) -> int:
                 raise ValueError(f"event log: position {ev.position} was altered")
             expected += 1
             checked += 1
+
+
+async def read_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> RecordedEvent | None:
+    """One event by its id (to handle a dead letter again)."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM events WHERE event_id = $1", event_id)
+    return None if row is None else _recorded(row)
+
+
+async def next_after(conn: asyncpg.Connection, position: int) -> tuple[int, uuid.UUID] | None:
+    """Position and id of the first event after ``position``, without decoding it
+    (to park an event that cannot be decoded)."""
+    row = await conn.fetchrow(
+        "SELECT position, event_id FROM events WHERE position > $1 ORDER BY position LIMIT 1",
+        position,
+    )
+    return None if row is None else (row["position"], row["event_id"])

@@ -18,6 +18,13 @@ from videoimport_events.catalog import (
     topic_for,
 )
 from videoimport_events.jobs import ImportRequested, JobCompleted, JobState, Overview
+from videoimport_events.limits import (
+    FAILURE_CODES,
+    MAX_EVENT_BYTES,
+    MAX_REASON_BYTES,
+    FailureCode,
+    bounded_reason,
+)
 from videoimport_events.videos import (
     Outcome,
     VideoImported,
@@ -30,11 +37,15 @@ from videoimport_events.webhooks import WebhookDelivered, WebhookDeliveryFailed
 
 __all__ = [
     "EVENT_TYPES",
+    "FAILURE_CODES",
+    "MAX_EVENT_BYTES",
+    "MAX_REASON_BYTES",
     "TERMINAL_VIDEO_EVENTS",
     "TOPICS",
     "AnyEvent",
     "Envelope",
     "Event",
+    "FailureCode",
     "ImportRequested",
     "JobCompleted",
     "JobState",
@@ -46,6 +57,7 @@ __all__ = [
     "VideoImported",
     "WebhookDelivered",
     "WebhookDeliveryFailed",
+    "bounded_reason",
     "decode_envelope",
     "decode_event",
     "encode_envelope",
