@@ -73,3 +73,31 @@ def test_every_misfit_is_reported() -> None:
 def test_a_bad_config_is_rejected_with_the_reason(raw: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_config(raw)
+
+
+def test_many_unknown_keys_make_one_short_line() -> None:
+    metadata: dict[str, object] = {"title": "t"}
+    metadata.update({f"k{i:06d}" + "x" * 300: "v" for i in range(60_000)})
+    errors = metadata_errors(CONFIG, metadata)
+    assert len(errors) == 1
+    shown = "'k000000" + "x" * 33 + "…'"
+    assert errors[0] == (
+        "metadata: 60000 keys not in the project's metadata config"
+        f" (first: {shown}, {shown.replace('k000000', 'k000001')},"
+        f" {shown.replace('k000000', 'k000002')}, ...)"
+    )
+    assert len(errors[0]) < 300
+
+
+def test_unknown_keys_come_after_the_per_field_messages() -> None:
+    assert metadata_errors(CONFIG, {"b": 1, "a": 2, "credit": 3}) == [
+        "metadata.title: required",
+        "metadata.credit: must be a string",
+        "metadata: 2 keys not in the project's metadata config (first: 'a', 'b')",
+    ]
+
+
+def test_a_long_unknown_key_alone_is_cut_to_40_characters() -> None:
+    assert metadata_errors(CONFIG, {"title": "t", "y" * 1000: 1}) == [
+        f"metadata.{'y' * 40}…: not in the project's metadata config"
+    ]

@@ -9,6 +9,10 @@ import msgspec
 
 FieldType = Literal["text", "number", "boolean", "date", "textList"]
 
+UNKNOWN_KEYS_SHOWN = 3
+"""How many keys the config does not name a failure reason lists by name."""
+SHOWN_KEY_CHARS = 40
+
 
 class MetadataField(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     handle: str
@@ -71,8 +75,25 @@ def _type_error(spec: MetadataField, value: Any) -> str | None:
     return None
 
 
+def _unknown_keys_error(unknown: list[str]) -> str:
+    """One bounded line for the keys the config does not name, however many there are."""
+    if len(unknown) == 1:
+        return f"metadata.{_shown(unknown[0])}: not in the project's metadata config"
+    names = ", ".join(repr(_shown(key)) for key in unknown[:UNKNOWN_KEYS_SHOWN])
+    more = ", ..." if len(unknown) > UNKNOWN_KEYS_SHOWN else ""
+    return (
+        f"metadata: {len(unknown)} keys not in the project's metadata config (first: {names}{more})"
+    )
+
+
+def _shown(key: str) -> str:
+    return key if len(key) <= SHOWN_KEY_CHARS else key[:SHOWN_KEY_CHARS] + "…"
+
+
 def metadata_errors(config: ProjectConfig, metadata: dict[str, Any]) -> list[str]:
-    """Every way ``metadata`` misfits the config, each as ``metadata.<handle>: <why>``."""
+    """Every way ``metadata`` misfits the config: ``metadata.<handle>: <why>`` per configured
+    field, then at most one line for all keys the config does not name (at most
+    ``UNKNOWN_KEYS_SHOWN`` of them by name), so the list stays short whatever the input."""
     errors: list[str] = []
     known = {f.handle for f in config.metadata}
     for spec in config.metadata:
@@ -85,9 +106,7 @@ def metadata_errors(config: ProjectConfig, metadata: dict[str, Any]) -> list[str
         if problem:
             errors.append(f"metadata.{spec.handle}: {problem}")
     if not config.allow_unknown_metadata:
-        errors.extend(
-            f"metadata.{key}: not in the project's metadata config"
-            for key in sorted(metadata)
-            if key not in known
-        )
+        unknown = sorted(key for key in metadata if key not in known)
+        if unknown:
+            errors.append(_unknown_keys_error(unknown))
     return errors

@@ -9,8 +9,13 @@ from typing import Any
 import asyncpg
 import structlog
 from videoimport_eventlog import store
-from videoimport_eventlog.store import NewEvent, StreamConflict
-from videoimport_events import ImportRequested, VideoImportRequested
+from videoimport_eventlog.store import EventTooLarge, NewEvent, StreamConflict
+from videoimport_events import (
+    MAX_EVENT_BYTES,
+    ImportRequested,
+    VideoImportRequested,
+    encode_event,
+)
 from videoimport_projects import WRITE_SCOPE, TokenGrant, grant_for
 
 from videoimport_api.adapters import postgres
@@ -163,6 +168,8 @@ async def submit_import(
                         deps.metrics.idempotent_replays.inc()
                         return Submitted(job_id=earlier_job, replayed=True)
                 await store.append(conn, events)
+        except EventTooLarge as exc:
+            raise _too_large(events) from exc
         except StreamConflict:
             log.warning("job id collision, retrying", job_id=job_id)
             continue
@@ -177,6 +184,18 @@ async def submit_import(
         )
         return Submitted(job_id=job_id, replayed=False)
     raise RuntimeError("could not allocate a job id")
+
+
+def _too_large(events: list[NewEvent]) -> ApiError:
+    """A 400 naming the video (or the body) whose event the log refused as too large.
+
+    Validation's caps keep every event far below the limit; this is the backstop."""
+    sizes = [(len(encode_event(e.event)), i) for i, e in enumerate(events)]
+    size, largest = max(sizes)
+    event = events[largest].event
+    field = f"videos[{event.index}]" if isinstance(event, VideoImportRequested) else "body"
+    reason = f"too large to record: {size} bytes as an event, the limit is {MAX_EVENT_BYTES}"
+    return ApiError(400, f"invalid request: {field}: {reason}", [FieldError(field, reason)])
 
 
 def parse_job_id(raw: str | None) -> str:

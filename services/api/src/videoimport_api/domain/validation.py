@@ -1,20 +1,34 @@
 """Structural validation of an import request, by hand so every error names its field.
 
 ``parse_import_request`` turns the raw body into an ``ImportCommand`` or an
-``Invalid`` listing every problem (up to a cap) as ``{field, reason}``. Metadata
-is only checked to be an object: whether it fits the project's config is decided
-per video by the ingester, so one misfit video does not reject the batch.
+``Invalid`` listing every problem (up to a cap) as ``{field, reason}``. Whether
+metadata fits the project's config is decided per video by the ingester, so one
+misfit video does not reject the batch; here metadata and context are only held
+to what can be stored and sent (``json_limits``: size, keys, depth, characters),
+and URLs to valid hosts (``urls``).
+
+Identities (systemName, id) are compared exactly as sent, not Unicode-normalised:
+NFC and NFD spellings are different ids, because the external id is the client's
+key and must round-trip byte for byte.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
 from videoimport_api.domain.errors import FieldError
+from videoimport_api.domain.json_limits import (
+    CONTEXT_LIMITS,
+    METADATA_LIMITS,
+    METADATA_MAX_BYTES,
+    first_problem,
+    identity_problem,
+)
+from videoimport_api.domain.json_scan import refused_surrogate, refused_too_deep, where
+from videoimport_api.domain.urls import url_problem as url_problem
 
 CONTEXT_MAX_BYTES = 8192
 MAX_REPORTED_ERRORS = 100
@@ -47,8 +61,12 @@ class Invalid(msgspec.Struct, frozen=True):
 def parse_import_request(body: bytes, *, max_batch: int) -> ImportCommand | Invalid:
     try:
         document = msgspec.json.decode(body)
+    except RecursionError:
+        return Invalid([refused_too_deep(body)])
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        return Invalid([FieldError("body", _json_problem(body, exc))])
+        return Invalid(
+            [refused_surrogate(body, exc) or FieldError("body", _json_problem(body, exc))]
+        )
     if not isinstance(document, dict):
         return Invalid([FieldError("body", f"must be a JSON object, not {_kind(document)}")])
     errors: list[FieldError] = []
@@ -71,23 +89,16 @@ def _json_problem(body: bytes, exc: Exception) -> str:
     if not body.strip():
         return "the request body is empty; expected a JSON object"
     if isinstance(exc, UnicodeDecodeError):
-        return f"invalid JSON: not UTF-8 at {_where(body, exc.start)}"
+        return f"invalid JSON: not UTF-8 at {where(body, exc.start)}"
     message = str(exc)
     if message == "Input data was truncated":
-        return f"invalid JSON: unexpected end of input at {_where(body, len(body))}"
+        return f"invalid JSON: unexpected end of input at {where(body, len(body))}"
     match = _BYTE_OFFSET.search(message)
     detail = message.removeprefix("JSON is malformed: ")
     if match is None:
         return f"invalid JSON: {detail}"
     detail = _BYTE_OFFSET.sub("", detail).strip()
-    return f"invalid JSON: {detail} at {_where(body, int(match.group(1)))}"
-
-
-def _where(body: bytes, offset: int) -> str:
-    before = body[:offset]
-    line = before.count(b"\n") + 1
-    column = offset - (before.rfind(b"\n") + 1) + 1
-    return f"line {line}, column {column} (byte {offset})"
+    return f"invalid JSON: {detail} at {where(body, int(match.group(1)))}"
 
 
 def _kind(value: Any) -> str:
@@ -120,24 +131,11 @@ def _text(
     if len(value) > max_length:
         errors.append(FieldError(field, f"must be at most {max_length} characters"))
         return None
+    problem = identity_problem(value)
+    if problem:
+        errors.append(FieldError(field, problem))
+        return None
     return value
-
-
-def url_problem(value: str) -> str | None:
-    """Why ``value`` is not an absolute http(s) URL with a host, or None."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        return "must not contain whitespace or control characters"
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
-    if parts.scheme.lower() not in ("http", "https"):
-        shown = f"'{parts.scheme}'" if parts.scheme else "none"
-        return f"must be an http or https URL (scheme is {shown})"
-    if not parts.hostname:
-        return "must name a host"
-    return None
 
 
 def _url(obj: dict[str, Any], key: str, field: str, errors: list[FieldError]) -> str | None:
@@ -163,6 +161,10 @@ def _context(obj: dict[str, Any], errors: list[FieldError]) -> dict[str, Any] | 
         return None
     if not isinstance(value, dict):
         errors.append(FieldError("context", f"must be an object, not {_kind(value)}"))
+        return None
+    problem = first_problem(value, "context", CONTEXT_LIMITS)
+    if problem:
+        errors.append(FieldError(*problem))
         return None
     size = len(msgspec.json.encode(value))
     if size > CONTEXT_MAX_BYTES:
@@ -219,11 +221,30 @@ def _video(item: Any, path: str, errors: list[FieldError]) -> VideoSpec | None:
     url = _url(item, "url", f"{path}.url", errors)
     external_id = _text(item, "id", f"{path}.id", errors, MAX_EXTERNAL_ID)
     file_name = _text(item, "fileName", f"{path}.fileName", errors, MAX_FILE_NAME)
-    metadata = item.get("metadata")
-    if "metadata" not in item:
-        errors.append(FieldError(f"{path}.metadata", "required"))
-    elif not isinstance(metadata, dict):
-        errors.append(FieldError(f"{path}.metadata", f"must be an object, not {_kind(metadata)}"))
-    if url is None or external_id is None or file_name is None or not isinstance(metadata, dict):
+    metadata = _metadata(item, f"{path}.metadata", errors)
+    if url is None or external_id is None or file_name is None or metadata is None:
         return None
     return VideoSpec(url=url, external_id=external_id, file_name=file_name, metadata=metadata)
+
+
+def _metadata(item: dict[str, Any], field: str, errors: list[FieldError]) -> dict[str, Any] | None:
+    if "metadata" not in item:
+        errors.append(FieldError(field, "required"))
+        return None
+    metadata = item["metadata"]
+    if not isinstance(metadata, dict):
+        errors.append(FieldError(field, f"must be an object, not {_kind(metadata)}"))
+        return None
+    problem = first_problem(metadata, field, METADATA_LIMITS)
+    if problem:
+        errors.append(FieldError(*problem))
+        return None
+    size = len(msgspec.json.encode(metadata))
+    if size > METADATA_MAX_BYTES:
+        errors.append(
+            FieldError(
+                field, f"must be at most {METADATA_MAX_BYTES} bytes as compact JSON, is {size}"
+            )
+        )
+        return None
+    return metadata

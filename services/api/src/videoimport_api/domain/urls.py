@@ -1,0 +1,99 @@
+"""Is a client URL an absolute http(s) URL whose host could ever be resolved?
+
+Hosts must be IP literals (IPv4, bracketed IPv6) or DNS names: labels of 1 to 63
+characters, at most 253 in all. ASCII labels are letters, digits, '-' (not first
+or last) and '_' (seen in real hosts); 'xn--' labels and Unicode labels must be
+valid IDNA 2008. Whether an address may be fetched is decided by the ingester.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Final
+from urllib.parse import urlsplit
+
+import idna
+
+from videoimport_api.domain.json_limits import identity_problem, shown
+
+MAX_HOST: Final = 253
+MAX_LABEL: Final = 63
+_ASCII_LABEL: Final = re.compile(r"[a-z0-9_-]+", re.ASCII)
+
+
+def url_problem(value: str) -> str | None:
+    """Why ``value`` is not an absolute http(s) URL with a valid host, or None."""
+    problem = identity_problem(value)
+    if problem:
+        return problem
+    if any(ch.isspace() for ch in value):
+        return "must not contain whitespace or control characters"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        return f"is not a valid URL ({shown(str(exc), 80)})"
+    if parts.scheme.lower() not in ("http", "https"):
+        shown_scheme = f"'{shown(parts.scheme)}'" if parts.scheme else "none"
+        return f"must be an http or https URL (scheme is {shown_scheme})"
+    if not parts.hostname:
+        return "must name a host"
+    bracketed = parts.netloc.rpartition("@")[2].startswith("[")
+    return host_problem(parts.hostname, bracketed=bracketed)
+
+
+def host_problem(host: str, *, bracketed: bool = False) -> str | None:
+    """Why ``host`` (as ``urlsplit`` gives it: lower case, no brackets) is no valid host."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"host [{shown(host)}] is not an IPv6 address"
+        return None
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    name = host[:-1] if host.endswith(".") else host  # a trailing dot is a fully qualified name
+    ascii_length = 0
+    for label in name.split("."):
+        problem = _label_problem(label)
+        if problem:
+            return f"host '{shown(host, 80)}' is not a valid hostname: {problem}"
+        ascii_length += len(_ascii(label)) + 1
+    if ascii_length - 1 > MAX_HOST:
+        return (
+            f"host is not a valid hostname: longer than {MAX_HOST} characters"
+            f" ({ascii_length - 1} as ASCII)"
+        )
+    return None
+
+
+def _ascii(label: str) -> str:
+    return label if label.isascii() else idna.encode(label, uts46=True).decode("ascii")
+
+
+def _label_problem(label: str) -> str | None:
+    if not label:
+        return "empty label (two dots in a row, or a leading dot)"
+    if label.isascii() and not label.startswith("xn--"):
+        if not _ASCII_LABEL.fullmatch(label):
+            bad = next(ch for ch in label if not _ASCII_LABEL.fullmatch(ch))
+            return f"label '{shown(label)}' contains '{shown(bad)}'"
+        if label.startswith("-") or label.endswith("-"):
+            return f"label '{shown(label)}' starts or ends with '-'"
+        if len(label) > MAX_LABEL:
+            return f"label '{shown(label)}' is {len(label)} characters, more than {MAX_LABEL}"
+        return None
+    try:
+        encoded = _ascii(label)
+        if label.isascii() and idna.encode(idna.decode(label)).decode("ascii") != label:
+            return f"label '{shown(label)}' is not the canonical IDNA form of its name"
+    except (idna.IDNAError, UnicodeError) as exc:
+        return f"label '{shown(label)}' is not valid IDNA ({shown(str(exc), 80)})"
+    if len(encoded) > MAX_LABEL:
+        return f"label '{shown(label)}' is {len(encoded)} characters as IDNA, more than {MAX_LABEL}"
+    return None
