@@ -210,7 +210,13 @@ async def run_once(
             own,
             log_dir,
             topic_prefix=f"bench{secrets.token_hex(4)}.",
-            extra_env={"VIDEOIMPORT_INGESTER_CONCURRENCY": str(concurrency)},
+            extra_env={
+                "VIDEOIMPORT_INGESTER_CONCURRENCY": str(concurrency),
+                # One project's whole batch: let it use every worker, as before the
+                # per-project limit existed, so the ratios stay comparable.
+                "VIDEOIMPORT_INGESTER_PROJECT_LIMIT": str(concurrency),
+                "VIDEOIMPORT_INGESTER_JOB_LIMIT": str(concurrency),
+            },
         )
         # From the main thread: the children die with the thread that spawned them.
         services.start()

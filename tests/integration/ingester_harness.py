@@ -8,6 +8,7 @@ ingester is built by its own ``bootstrap`` against real PostgreSQL and S3.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import uuid
@@ -21,10 +22,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
 from videoimport_devstack import StackInfo
 from videoimport_eventlog import schema, store
-from videoimport_events import Envelope, ImportRequested, VideoImportRequested
-from videoimport_ingester.bootstrap import DDL, s3_client
+from videoimport_eventlog.kafka import ensure_topics, make_producer
+from videoimport_events import Envelope, ImportRequested, VideoImportRequested, encode_envelope
+from videoimport_ingester import bootstrap, service
+from videoimport_ingester.bootstrap import s3_client
 from videoimport_ingester.settings import Settings
 from videoimport_projects import MetadataField, ProjectConfig, create_project
 
@@ -85,10 +89,16 @@ class VideoSource:
     fixtures: Path
     big_file: Path | None = None
     hits: Counter[str] = field(default_factory=Counter)
+    url_hits: Counter[str] = field(default_factory=Counter)
+    """Requests per path and query (``hits`` counts per path only)."""
     failures_left: Counter[str] = field(default_factory=Counter)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     """Opens ``/gated/...`` downloads after their first kilobyte."""
+    trickle_open: asyncio.Event = field(default_factory=asyncio.Event)
+    """Lets ``/trickle/...`` downloads send the rest of their body at once."""
+    active: Counter[str] = field(default_factory=Counter)
+    """Responses of a path still being sent (``/gated``, ``/trickle``, ``/stall-big.mp4``)."""
     server: TestServer | None = None
 
     def url(self, path: str) -> str:
@@ -96,7 +106,13 @@ class VideoSource:
         return str(self.server.make_url(path))
 
     def app(self) -> web.Application:
-        app = web.Application()
+        @web.middleware
+        async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+            self.url_hits[request.path_qs] += 1
+            response: web.StreamResponse = await handler(request)
+            return response
+
+        app = web.Application(middlewares=[count])
         app.router.add_get("/video/{name}", self._fixture)
         app.router.add_get("/missing.mp4", self._missing)
         app.router.add_get("/html-as-video.mp4", self._html_as_video)
@@ -107,6 +123,8 @@ class VideoSource:
         app.router.add_get("/big.mp4", self._big)
         app.router.add_get("/big-chunked.mp4", self._big_chunked)
         app.router.add_get("/gated/{name}", self._gated)
+        app.router.add_get("/trickle/{name}", self._trickle)
+        app.router.add_get("/stall-big.mp4", self._stall_big)
         return app
 
     async def _fixture(self, request: web.Request) -> web.StreamResponse:
@@ -154,15 +172,62 @@ class VideoSource:
 
     async def _gated(self, request: web.Request) -> web.StreamResponse:
         self.hits[request.path] += 1
-        body = (self.fixtures / request.match_info["name"]).read_bytes()
-        response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
-        response.content_length = len(body)
-        await response.prepare(request)
-        await response.write(body[:1024])
-        await self.gate.wait()
-        await response.write(body[1024:])
-        await response.write_eof()
-        return response
+        self.active[request.path] += 1
+        try:
+            body = (self.fixtures / request.match_info["name"]).read_bytes()
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+            response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body[:1024])
+            await self.gate.wait()
+            await response.write(body[1024:])
+            await response.write_eof()
+            return response
+        finally:
+            self.active[request.path] -= 1
+
+    async def _trickle(self, request: web.Request) -> web.StreamResponse:
+        """The first kilobyte at once, then a byte every ``?every=`` seconds (0.1)
+        until ``trickle_open``, then the rest."""
+        self.hits[request.path] += 1
+        self.active[request.path] += 1
+        try:
+            every = float(request.query.get("every", "0.1"))
+            body = (self.fixtures / request.match_info["name"]).read_bytes()
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+            response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body[:1024])
+            sent = 1024
+            while sent < len(body) and not self.trickle_open.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.trickle_open.wait(), every)
+                if not self.trickle_open.is_set():
+                    await response.write(body[sent : sent + 1])
+                    sent += 1
+            await response.write(body[sent:])
+            await response.write_eof()
+            return response
+        finally:
+            self.active[request.path] -= 1
+
+    async def _stall_big(self, request: web.Request) -> web.StreamResponse:
+        """The big file's first 6 MiB (more than a part), then nothing until ``gate``."""
+        self.hits[request.path] += 1
+        self.active[request.path] += 1
+        try:
+            assert self.big_file is not None
+            data = self.big_file.read_bytes()
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+            response.content_length = len(data)
+            await response.prepare(request)
+            await response.write(data[: 6 * MIB])
+            await self.gate.wait()
+            await response.write(data[6 * MIB :])
+            await response.write_eof()
+            return response
+        finally:
+            self.active[request.path] -= 1
 
     async def _big(self, request: web.Request) -> web.StreamResponse:
         self.hits[request.path] += 1
@@ -194,14 +259,16 @@ async def video_source(fixtures: Path, big_file: Path | None = None) -> AsyncIte
     finally:
         source.release.set()
         source.gate.set()
+        source.trickle_open.set()
         await server.close()
 
 
-async def prepare_database(pg_dsn: str) -> None:
+async def prepare_database(pg_dsn: str, *other_projects: str) -> None:
     conn = await asyncpg.connect(pg_dsn)
     try:
-        await schema.migrate(conn, DDL)
-        await create_project(conn, PROJECT, CONFIG)
+        await schema.migrate(conn)
+        for name in (PROJECT, *other_projects):
+            await create_project(conn, name, CONFIG)
     finally:
         await conn.close()
 
@@ -214,21 +281,23 @@ class Video:
     metadata: dict[str, Any] = field(default_factory=lambda: {"title": "A sample"})
 
 
-async def request_import(pg_dsn: str, *videos: Video) -> tuple[str, list[Envelope]]:
+async def request_import(
+    pg_dsn: str, *videos: Video, project: str = PROJECT
+) -> tuple[str, list[Envelope]]:
     """Record a job as the API does; returns its id and the requests' envelopes."""
     job_id = uuid.uuid4().hex[:12]
     job = ImportRequested(
         job_id=job_id,
-        project=PROJECT,
+        project=project,
         system_name=SYSTEM,
         api_version="2025-03",
         video_count=len(videos),
     )
-    new = [store.NewEvent(job, f"job-{job_id}", 0, job_id, PROJECT)]
+    new = [store.NewEvent(job, f"job-{job_id}", 0, job_id, project)]
     for index, video in enumerate(videos):
         event = VideoImportRequested(
             job_id=job_id,
-            project=PROJECT,
+            project=project,
             index=index,
             system_name=SYSTEM,
             external_id=video.external_id,
@@ -237,7 +306,7 @@ async def request_import(pg_dsn: str, *videos: Video) -> tuple[str, list[Envelop
             metadata=video.metadata,
         )
         stream = f"job-{job_id}/video-{index}"
-        new.append(store.NewEvent(event, stream, 0, job_id, PROJECT, causation_id=None))
+        new.append(store.NewEvent(event, stream, 0, job_id, project, causation_id=None))
     conn = await asyncpg.connect(pg_dsn)
     try:
         async with conn.transaction():
@@ -315,3 +384,58 @@ async def object_keys(settings: Settings) -> list[str]:
     async with s3_client(settings) as client:
         listed = await client.list_objects_v2(Bucket=settings.s3_bucket)
     return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+async def publish(stack: StackInfo, settings: Settings, envelopes: list[Envelope]) -> None:
+    """Send the requests to the videos topic as the relay does (created if missing)."""
+    topic = bootstrap.videos_topic(settings)
+    await ensure_topics(stack.kafka_bootstrap, settings.kafka_partitions, topics=[topic])
+    producer = make_producer(stack.kafka_bootstrap, "test-ingester")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(
+                topic, key=envelope.data.partition_key().encode(), value=encode_envelope(envelope)
+            )
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class RunningIngester:
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+
+    def check_alive(self) -> None:
+        """Fails the test if the ingester ended (with the error it ended with)."""
+        if self.task.done():
+            raise AssertionError(f"the ingester ended: {self.task.exception()!r}")
+
+
+@asynccontextmanager
+async def running_ingester(settings: Settings) -> AsyncIterator[RunningIngester]:
+    """``service.run`` in this process until the block ends (then stopped, bounded)."""
+    stop = asyncio.Event()
+    running = RunningIngester(asyncio.create_task(service.run(settings, stop)), stop)
+    try:
+        yield running
+    finally:
+        stop.set()
+        await asyncio.wait_for(running.task, settings.shutdown_grace + 30)
+
+
+async def queued_tasks(pg_dsn: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT *, lease_until > now() AS running FROM ingest_tasks ORDER BY position"
+        )
+    finally:
+        await conn.close()
+    return rows
+
+
+def metric(name: str, **labels: str) -> float:
+    """The current value of one of this process's Prometheus samples (0 when absent)."""
+    value = REGISTRY.get_sample_value(name, labels)
+    return 0.0 if value is None else value

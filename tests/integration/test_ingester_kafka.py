@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -16,7 +17,7 @@ from videoimport_events import (
     VideoImportFailed,
     encode_envelope,
 )
-from videoimport_ingester import bootstrap
+from videoimport_ingester import bootstrap, service
 
 from tests.polling import eventually
 
@@ -80,7 +81,7 @@ async def test_requests_on_the_videos_topic_become_terminal_events(
         produced = 2 * len(envelopes) + 2
 
         stop = asyncio.Event()
-        running = asyncio.create_task(bootstrap.run(settings, stop))
+        running = asyncio.create_task(service.run(settings, stop))
         try:
 
             async def all_terminal() -> bool:
@@ -109,6 +110,19 @@ async def test_requests_on_the_videos_topic_become_terminal_events(
     # Duplicates changed nothing: one ImportRequested, three requests, three results.
     assert await count_events(pg_dsn) == 1 + 3 + 3
     assert source.hits["/video/sample.mp4"] == 1
+    # The undecodable message was parked at once, with its bytes; the queue is empty.
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        letters = await conn.fetch("SELECT consumer, source, error, payload FROM dead_letters")
+        queued = await conn.fetchval("SELECT count(*) FROM ingest_tasks")
+    finally:
+        await conn.close()
+    [letter] = letters
+    assert letter["consumer"] == "ingester"
+    assert letter["source"].startswith(f"kafka:{topic}/")
+    assert letter["error"].startswith("undecodable message")
+    assert bytes(letter["payload"]) == b"not json at all"
+    assert queued == 0
 
     # Stopping committed everything it had handled, so a restart starts past it.
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tracemalloc
@@ -13,6 +14,8 @@ import pytest
 from videoimport_devstack import StackInfo
 from videoimport_events import VideoImported, VideoImportFailed
 from videoimport_ingester.bootstrap import build_ingester
+
+from tests.polling import eventually
 
 from .ingester_harness import (
     MIB,
@@ -132,3 +135,29 @@ async def test_a_video_over_the_size_cap_fails_and_leaves_nothing_behind(
     assert calls.sent["AbortMultipartUpload"] == 1
     assert await registry_row(database, "declared") is None
     assert await registry_row(database, "streamed") is None
+
+
+async def test_a_cancelled_download_aborts_its_multipart_upload(
+    stack: StackInfo, database: str, s3_bucket: str, source: VideoSource
+) -> None:
+    # What a stopping worker does to a video past its first part: cancel it.
+    settings = settings_for(stack, database, s3_bucket, s3_part_size=PART, download_read_timeout=30)
+    _, [envelope] = await request_import(database, Video(source.url("/stall-big.mp4")))
+    async with build_ingester(settings) as ingester:
+        calls = S3Calls(ingester.uploader.client)
+        handling = asyncio.create_task(ingester.handle(envelope))
+
+        async def first_part_sent() -> bool:
+            assert not handling.done(), handling
+            return calls.succeeded["UploadPart"] == 1
+
+        await eventually(first_part_sent, "the first part to be uploaded")
+        handling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handling
+
+    assert calls.succeeded["CreateMultipartUpload"] == 1
+    assert calls.succeeded["AbortMultipartUpload"] == 1
+    assert calls.sent["CompleteMultipartUpload"] == 0
+    assert await object_keys(settings) == []
+    assert await registry_row(database, "ext-1") is None

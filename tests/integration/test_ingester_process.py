@@ -21,7 +21,10 @@ from .ingester_harness import (
     Video,
     prepare_database,
     process_env,
+    publish,
+    queued_tasks,
     request_import,
+    running_ingester,
     settings_for,
     terminal_events,
     video_source,
@@ -147,3 +150,70 @@ async def test_metrics_are_served_while_running(
     assert "videoimport_ingester_downloads_in_flight 0.0" in text
     size = (fixtures_dir / "sample.mp4").stat().st_size
     assert f"videoimport_ingester_downloaded_bytes_total {float(size)}" in text
+
+
+async def test_sigterm_with_slow_downloads_exits_in_time_and_another_instance_finishes(
+    stack: StackInfo, pg_dsn: str, s3_bucket: str, topic_prefix: str, fixtures_dir: Path
+) -> None:
+    await prepare_database(pg_dsn)
+    settings = settings_for(
+        stack, pg_dsn, s3_bucket, topic_prefix, download_read_timeout=60.0, download_min_rate=0.0
+    )
+    assert settings.shutdown_grace == 10.0  # the default is what is tested
+    env = process_env(settings, VIDEOIMPORT_LOG_JSON="true")
+    async with video_source(fixtures_dir) as source:
+        slow = "/gated/sample.mp4"
+        job_id, envelopes = await request_import(
+            pg_dsn, *(Video(source.url(f"{slow}?n={i}"), external_id=f"v{i}") for i in range(3))
+        )
+        await publish(stack, settings, envelopes)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "videoimport_ingester", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        log_lines: list[str] = []
+
+        async def collect() -> None:
+            assert process.stderr is not None
+            async for line in process.stderr:
+                log_lines.append(line.decode())
+
+        collecting = asyncio.create_task(collect())
+        try:
+
+            async def downloads_in_flight() -> bool:
+                assert process.returncode is None, "".join(log_lines)
+                return source.active[slow] == 3
+
+            await eventually(downloads_in_flight, "three downloads in flight", within=60)
+            loop = asyncio.get_running_loop()
+            signalled = loop.time()
+            process.send_signal(signal.SIGTERM)
+            returncode = await asyncio.wait_for(process.wait(), 60)
+            took = loop.time() - signalled
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await collecting
+
+        assert returncode == 0, "".join(log_lines)
+        assert took < 15.0, f"exit took {took:.1f} s"
+        assert any("released unfinished videos" in line for line in log_lines)
+        assert await terminal_events(pg_dsn, job_id) == []
+        rows = await queued_tasks(pg_dsn)
+        assert len(rows) == 3
+        assert all(r["lease_owner"] is None and r["attempts"] == 0 for r in rows)
+
+        # Another instance takes them at once (not after the 60 s lease).
+        source.gate.set()
+        async with running_ingester(settings) as other:
+
+            async def finished() -> bool:
+                other.check_alive()
+                return len(await terminal_events(pg_dsn, job_id)) == 3
+
+            await eventually(finished, "the other instance to finish the videos", within=20)
+
+    results = await terminal_events(pg_dsn, job_id)
+    assert all(isinstance(r.event, VideoImported) for r in results)
+    assert await queued_tasks(pg_dsn) == []

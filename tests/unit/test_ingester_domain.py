@@ -6,7 +6,12 @@ from typing import Any
 
 import msgspec
 import pytest
-from videoimport_events import VideoImported, VideoImportFailed, VideoImportRequested
+from videoimport_events import (
+    MAX_REASON_BYTES,
+    VideoImported,
+    VideoImportFailed,
+    VideoImportRequested,
+)
 from videoimport_events import VideoImportSkipped as Skipped
 from videoimport_ingester import domain
 from videoimport_projects import MetadataField, ProjectConfig
@@ -51,6 +56,8 @@ def registered(**changes: Any) -> domain.MediaRecord:
     values.update(changes)
     return domain.MediaRecord(**values)
 
+
+ANY_METADATA = ProjectConfig(metadata=[], allow_unknown_metadata=True)
 
 STORED = domain.StoredObject(
     storage_key="news/xyz/new.mp4", mime_type="video/mp4", size=99, sha256="cd" * 32
@@ -165,3 +172,67 @@ def test_failed_carries_the_video_identity() -> None:
     event = domain.failed(request(), "too_large", "too large").event
     assert isinstance(event, VideoImportFailed)
     assert (event.job_id, event.index, event.external_id) == ("abcdefgh2345", 2, "123abc")
+
+
+def test_media_id_needs_no_separator_to_tell_identities_apart() -> None:
+    # With a \x1f separator these two met; the JSON encoding escapes it.
+    assert domain.media_id_for("a", "b\x1fc", "x") != domain.media_id_for("a\x1fb", "c", "x")
+    assert domain.media_id_for("p", "a", "b\x1fc") != domain.media_id_for("p", "a\x1fb", "c")
+    assert domain.media_id_for("a", "b/c", "d") != domain.media_id_for("a/b", "c", "d")
+    assert domain.identity("a", "b\x1fc", "x") == '["a","b\\u001fc","x"]'
+
+
+def test_a_registered_video_keeps_its_stored_media_id() -> None:
+    # Rows of an earlier release hold ids derived another way: the row decides.
+    existing = registered(media_id="oldstyleid0000000000", url="https://videos.example/old.mp4")
+    decision = domain.decide(request(), CONFIG, existing)
+    assert decision == domain.Download(media_id="oldstyleid0000000000", outcome="updated")
+
+
+def test_metadata_is_compared_as_typed_json() -> None:
+    # Python says {"n": 1} == {"n": True}; as stored they differ: an update.
+    existing = registered(metadata={"n": 1})
+    changed = domain.decide(request(metadata={"n": True}), ANY_METADATA, existing)
+    assert isinstance(changed, domain.UpdateInPlace)
+    assert changed.record.metadata == {"n": True}
+    for before, after in (({"n": 1}, {"n": 1.0}), ({"n": 0}, {"n": False}), ({"n": 1}, {"n": "1"})):
+        decision = domain.decide(request(metadata=after), ANY_METADATA, registered(metadata=before))
+        assert isinstance(decision, domain.UpdateInPlace), (before, after)
+    # Key order is no change at all, nested too.
+    existing = registered(metadata={"a": 1, "b": 2, "c": {"x": [1, True], "y": None}})
+    same = domain.decide(
+        request(metadata={"c": {"y": None, "x": [1, True]}, "b": 2, "a": 1}), ANY_METADATA, existing
+    )
+    assert same == domain.Skip(existing=existing)
+
+
+def test_metadata_key_order_alone_is_a_skip() -> None:
+    existing = registered(metadata={"title": "t", "credit": "c"})
+    decision = domain.decide(request(metadata={"credit": "c", "title": "t"}), CONFIG, existing)
+    assert decision == domain.Skip(existing=existing)
+
+
+def test_same_record_compares_typed_json() -> None:
+    assert domain.same_record(None, None)
+    assert not domain.same_record(registered(), None)
+    assert domain.same_record(
+        registered(metadata={"a": 1, "b": 2}), registered(metadata={"b": 2, "a": 1})
+    )
+    assert not domain.same_record(registered(metadata={"a": 1}), registered(metadata={"a": True}))
+
+
+def test_failure_reasons_are_bounded() -> None:
+    config = ProjectConfig(
+        metadata=[
+            MetadataField(handle=f"a_rather_long_field_handle_{i:04d}", type="text", required=True)
+            for i in range(300)
+        ]
+    )
+    decision = domain.decide(request(metadata={}), config, None)
+    assert isinstance(decision, domain.Fail)
+    assert decision.code == "invalid_metadata"
+    assert len(decision.reason.encode()) <= MAX_REASON_BYTES
+    assert decision.reason.endswith("…")
+    event = domain.failed(request(), "download_failed", "x" * 10_000).event
+    assert isinstance(event, VideoImportFailed)
+    assert len(event.reason.encode()) <= MAX_REASON_BYTES

@@ -6,7 +6,7 @@ import asyncio
 
 from videoimport_eventlog import runtime
 
-from videoimport_ingester import bootstrap
+from videoimport_ingester import service
 from videoimport_ingester.settings import load
 
 
@@ -16,7 +16,7 @@ def main() -> None:
     runtime.serve_metrics(settings.metrics_port)
 
     async def serve(stop: asyncio.Event) -> None:
-        await bootstrap.run(settings, stop)
+        await service.run(settings, stop)
 
     runtime.run_until_signalled(serve)
 

@@ -1,8 +1,7 @@
-"""Build the ingester's clients from its settings, and run it."""
+"""Build the ingester's clients from its settings; nothing connects at import time."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -15,12 +14,9 @@ from aiobotocore.session import get_session
 from aiokafka import AIOKafkaConsumer
 from videoimport_eventlog import schema
 from videoimport_eventlog import settings as env_settings
-from videoimport_eventlog.consumer import KeyedConcurrentConsumer
-from videoimport_eventlog.kafka import ensure_topics
+from videoimport_eventlog.retry import RetryPolicy
 from videoimport_events import TOPICS
-from videoimport_projects import DDL as PROJECTS_DDL
 
-from videoimport_ingester.adapters import registry
 from videoimport_ingester.adapters.http_fetch import SafeFetcher, make_session
 from videoimport_ingester.adapters.s3_upload import S3Uploader
 from videoimport_ingester.handlers import Ingester
@@ -32,8 +28,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-DDL = schema.DDL + PROJECTS_DDL + registry.DDL
-
 
 def videos_topic(settings: Settings) -> str:
     return env_settings.topic(TOPICS["videos"], settings.topic_prefix)
@@ -43,12 +37,33 @@ def group_id(settings: Settings) -> str:
     return env_settings.topic("ingester", settings.topic_prefix)
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """How a failing request (and a Kafka message that cannot be queued) is retried."""
+    return RetryPolicy(
+        attempts=settings.ingester_attempts,
+        base=settings.ingester_retry_base,
+        factor=settings.ingester_retry_factor,
+        max_delay=settings.ingester_retry_max_delay,
+    )
+
+
+def consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group_id(settings),
+        client_id="videoimport-ingester",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+
+
 async def open_pool(settings: Settings) -> asyncpg.Pool:
+    # Each worker: one connection for its request, one for its lease; plus the intake.
     pool = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=settings.ingester_concurrency + 2
+        settings.database_url, min_size=1, max_size=2 * settings.ingester_concurrency + 2
     )
     async with pool.acquire() as conn:
-        await schema.migrate(conn, DDL)
+        await schema.migrate(conn)
     return pool
 
 
@@ -110,52 +125,7 @@ def build_transfer(
         attempts=settings.download_attempts,
         backoff=settings.download_backoff,
         total_timeout=settings.download_total_timeout,
+        min_rate=settings.download_min_rate,
+        rate_window=settings.download_rate_window,
     )
     return transfer, uploader
-
-
-async def run(settings: Settings, stop: asyncio.Event) -> None:
-    """Consume until ``stop`` is set, then finish in-flight videos and commit."""
-    topic = videos_topic(settings)
-    await ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions, topics=[topic])
-    async with build_ingester(settings) as ingester:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=group_id(settings),
-            client_id="videoimport-ingester",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        keyed = KeyedConcurrentConsumer(
-            consumer, ingester.on_record, max_in_flight=settings.ingester_concurrency
-        )
-        consumer.subscribe([topic], listener=keyed.listener())
-        await consumer.start()
-        log.info("ingester started", topic=topic, group=group_id(settings))
-        try:
-            await _consume_until(stop, keyed, settings.shutdown_grace)
-        finally:
-            await consumer.stop()
-        log.info("ingester stopped")
-
-
-async def _consume_until(stop: asyncio.Event, keyed: KeyedConcurrentConsumer, grace: float) -> None:
-    consuming = asyncio.create_task(keyed.run())
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({consuming, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-    if consuming.done():
-        consuming.result()  # the consumer failed on its own: let it surface
-        return
-    log.info("stopping: finishing videos in flight", in_flight=keyed.in_flight)
-    keyed.stop()
-    try:
-        await asyncio.wait_for(asyncio.shield(consuming), grace)
-    except TimeoutError:
-        # Their offsets stay uncommitted, so these videos are redelivered.
-        log.warning("videos still in flight after the grace period", in_flight=keyed.in_flight)
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming

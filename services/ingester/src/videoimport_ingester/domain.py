@@ -18,10 +18,14 @@ from videoimport_events import (
     VideoImportFailed,
     VideoImportRequested,
     VideoImportSkipped,
+    bounded_reason,
 )
 from videoimport_projects import ProjectConfig, metadata_errors
 
 TerminalEvent: TypeAlias = VideoImported | VideoImportSkipped | VideoImportFailed
+
+CONSUMER = "ingester"
+"""The ingester's name in the inbox and among dead letters."""
 
 
 class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,10 +83,35 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     record: MediaRecord | None
 
 
+def identity(project: str, system_name: str, external_id: str) -> str:
+    """A video's identity as one unambiguous string (a JSON array, no separators).
+
+    Any separator could also occur inside the parts: ``("a", "b/c")`` and
+    ``("a/b", "c")`` would meet. JSON escapes what would be ambiguous.
+    """
+    return msgspec.json.encode([project, system_name, external_id]).decode()
+
+
 def media_id_for(project: str, system_name: str, external_id: str) -> str:
-    """Deterministic, so a retried or repeated import names the same media."""
-    digest = hashlib.sha256(f"{project}\x1f{system_name}\x1f{external_id}".encode()).digest()
+    """Deterministic, so a retried or repeated import names the same media.
+
+    Only a new video gets this id: a registered one keeps the id its row holds
+    (which an earlier release may have derived differently).
+    """
+    digest = hashlib.sha256(identity(project, system_name, external_id).encode()).digest()
     return base64.b32encode(digest).decode().lower()[:20]
+
+
+def canonical(value: Any) -> bytes:
+    """Typed JSON with sorted keys: ``1``, ``1.0`` and ``true`` differ, key order does not."""
+    return msgspec.json.encode(value, order="sorted")
+
+
+def same_record(a: MediaRecord | None, b: MediaRecord | None) -> bool:
+    """Equal as stored, comparing metadata as typed JSON (Python's ``1 == True`` is not)."""
+    if a is None or b is None:
+        return a is b
+    return canonical(a) == canonical(b)
 
 
 def storage_key(project: str, media_id: str, request_event_id: str, extension: str) -> str:
@@ -103,13 +132,15 @@ def decide(
         return Fail(code="unknown_project", reason=f"unknown project {request.project!r}")
     errors = metadata_errors(config, request.metadata)
     if errors:
-        return Fail(code="invalid_metadata", reason="; ".join(errors))
+        return Fail(code="invalid_metadata", reason=bounded_reason("; ".join(errors)))
     if existing is None:
         media_id = media_id_for(request.project, request.system_name, request.external_id)
         return Download(media_id=media_id, outcome="created")
     if existing.url != request.url:
         return Download(media_id=existing.media_id, outcome="updated")
-    if existing.file_name == request.file_name and existing.metadata == request.metadata:
+    if existing.file_name == request.file_name and canonical(existing.metadata) == canonical(
+        request.metadata
+    ):
         return Skip(existing=existing)
     updated = msgspec.structs.replace(
         existing, file_name=request.file_name, metadata=request.metadata
@@ -124,7 +155,7 @@ def failed(request: VideoImportRequested, code: str, reason: str) -> Resolution:
         index=request.index,
         system_name=request.system_name,
         external_id=request.external_id,
-        reason=reason,
+        reason=bounded_reason(reason),
         code=code,
     )
     return Resolution(event=event, record=None)

@@ -1,32 +1,41 @@
 """Turn one ``VideoImportRequested`` into exactly one terminal event.
 
-Load (inbox, project config, registry row), decide, download if needed, then
-commit the inbox row, the registry change and the event in one transaction.
-The registry row is re-read under ``FOR UPDATE`` in that transaction: if another
-job changed it since the decision, the decision is made again.
+``Intake`` is the Kafka side: it only queues each request (``ingest_tasks``), so
+offsets commit at once. ``Ingester.handle`` is what a worker runs for a queued
+request: load (inbox, project config, registry row), decide, download if
+needed, then commit the inbox row, the registry change and the event in one
+transaction. The registry row is re-read under ``FOR UPDATE`` in that
+transaction: if another job changed it since the decision, the decision is
+made again.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
 import asyncpg
 import msgspec
 import structlog
-from aiokafka.structs import ConsumerRecord
-from videoimport_eventlog import store, tracking
+from videoimport_eventlog import deadletters, store, tracking
+from videoimport_eventlog.consumer import Record, source_of
+from videoimport_eventlog.faults import describe
 from videoimport_eventlog.kafka import decode_message
 from videoimport_events import Envelope, VideoImported, VideoImportRequested, VideoImportSkipped
 from videoimport_projects import project_config
 
-from videoimport_ingester import domain, metrics
-from videoimport_ingester.adapters import registry
+from videoimport_ingester import domain
+from videoimport_ingester.adapters import metrics, registry, tasks
 from videoimport_ingester.adapters.http_fetch import FetchError
 from videoimport_ingester.adapters.s3_upload import S3Uploader
-from videoimport_ingester.domain import Decision, MediaRecord, Resolution, StoredObject
+from videoimport_ingester.domain import CONSUMER, Decision, MediaRecord, Resolution, StoredObject
 from videoimport_ingester.transfer import Transfer
 
-CONSUMER = "ingester"
+__all__ = ["CONSUMER", "Ingester", "Intake", "RegistryContended"]
+
 MAX_ROUNDS = 3
-"""Decisions per message before giving up for now (the consumer retries later)."""
+"""Decisions per request before giving up for now (the worker retries later)."""
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +46,7 @@ class _Changed(Exception):
 
 
 class RegistryContended(Exception):
-    """The registry row kept changing under us; transient, retried by the consumer."""
+    """The registry row kept changing under us; retried by the worker."""
 
 
 def state_of(event: domain.TerminalEvent) -> str:
@@ -46,6 +55,59 @@ def state_of(event: domain.TerminalEvent) -> str:
     if isinstance(event, VideoImportSkipped):
         return "skipped"
     return "failed"
+
+
+class Intake:
+    """The Kafka consumer's handler: queue requests; park what cannot be queued."""
+
+    def __init__(self, pool: asyncpg.Pool, queued: Callable[[], None]) -> None:
+        self._pool = pool
+        self._queued = queued
+
+    async def on_record(self, record: Record) -> None:
+        """Fast (one insert), so offsets commit at once; raises only to be retried."""
+        if record.value is None:
+            return
+        try:
+            envelope = decode_message(record.value)
+        except (msgspec.MsgspecError, ValueError) as exc:
+            # Retrying cannot make it decodable: park it (with its bytes) at once.
+            async with self._pool.acquire() as conn:
+                await deadletters.park(
+                    conn,
+                    consumer=CONSUMER,
+                    source=source_of(record),
+                    error=f"undecodable message: {describe(exc)}",
+                    attempts=1,
+                    payload=record.value,
+                )
+            return
+        if not isinstance(envelope.data, VideoImportRequested):
+            return
+        async with self._pool.acquire() as conn:
+            if await tasks.enqueue(conn, envelope):
+                self._queued()
+
+    async def on_give_up(self, record: Record, exc: BaseException, attempts: int) -> None:
+        """The consumer's ``on_give_up``: park the message, so the partition moves on."""
+        event_id: uuid.UUID | None = None
+        position: int | None = None
+        try:
+            envelope = decode_message(record.value or b"")
+            event_id, position = uuid.UUID(envelope.id), envelope.position
+        except (msgspec.MsgspecError, ValueError):
+            pass
+        async with self._pool.acquire() as conn:
+            await deadletters.park(
+                conn,
+                consumer=CONSUMER,
+                source=source_of(record),
+                error=exc,
+                attempts=attempts,
+                event_id=event_id,
+                position=position,
+                payload=record.value,
+            )
 
 
 class Ingester:
@@ -58,34 +120,27 @@ class Ingester:
     def uploader(self) -> S3Uploader:
         return self._uploader
 
-    async def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """The Kafka consumer's handler; raises only for transient problems."""
-        if record.value is None:
-            return
-        try:
-            envelope = decode_message(record.value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            # Retrying cannot make it decodable, and without a decodable
-            # request there is no video to report a failure for.
-            log.error("undecodable message skipped", offset=record.offset, topic=record.topic)
-            return
-        if isinstance(envelope.data, VideoImportRequested):
-            await self.handle(envelope)
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     async def handle(self, envelope: Envelope) -> domain.TerminalEvent | None:
-        """Handle one request; returns the event appended, None when nothing was."""
-        request = envelope.data
-        if not isinstance(request, VideoImportRequested):
-            raise TypeError(f"not a VideoImportRequested: {envelope.type}")
-        with structlog.contextvars.bound_contextvars(
-            job_id=request.job_id,
-            index=request.index,
-            project=request.project,
-            system_name=request.system_name,
-            external_id=request.external_id,
-            event_id=envelope.id,
-        ):
+        """Handle one request; returns the event appended, None when nothing was.
+
+        Raises for what is not the source's fault (database, S3, a bug): the
+        worker retries, and the inbox makes a redo append nothing twice.
+        """
+        request = _request_of(envelope)
+        with _bound(envelope, request):
             return await self._handle(envelope, request)
+
+    async def fail(self, envelope: Envelope, code: str, reason: str) -> domain.TerminalEvent | None:
+        """End the video ``failed`` (through the same inbox + event transaction)."""
+        request = _request_of(envelope)
+        with _bound(envelope, request):
+            decision = domain.Fail(code=code, reason=reason)
+            resolution = domain.resolve(request, decision)
+            return await self._commit(envelope, request, decision, resolution, None)
 
     async def _handle(
         self, envelope: Envelope, request: VideoImportRequested
@@ -181,7 +236,7 @@ class Ingester:
         current = await registry.find(
             conn, request.project, request.system_name, request.external_id, for_update=True
         )
-        if current != decided_on:
+        if not domain.same_record(current, decided_on):
             raise _Changed(current)
         record = resolution.record
         if record is None:
@@ -196,3 +251,20 @@ class Ingester:
                 )
         else:
             await registry.update(conn, record)
+
+
+def _request_of(envelope: Envelope) -> VideoImportRequested:
+    if not isinstance(envelope.data, VideoImportRequested):
+        raise TypeError(f"not a VideoImportRequested: {envelope.type}")
+    return envelope.data
+
+
+def _bound(envelope: Envelope, request: VideoImportRequested) -> AbstractContextManager[None]:
+    return structlog.contextvars.bound_contextvars(
+        job_id=request.job_id,
+        index=request.index,
+        project=request.project,
+        system_name=request.system_name,
+        external_id=request.external_id,
+        event_id=envelope.id,
+    )

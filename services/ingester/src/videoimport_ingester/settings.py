@@ -28,15 +28,43 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Let video URLs reach loopback/private addresses (local stacks only)."""
     max_video_bytes: int = 5 * GIB
     ingester_concurrency: int = 8
+    """Videos this instance works on at once (worker tasks claiming from the queue)."""
+    ingester_project_limit: int = 6
+    """Videos of one project running at once, across every instance."""
+    ingester_job_limit: int = 6
+    """Videos of one job running at once, across every instance."""
+    ingester_lease_seconds: float = 60.0
+    """A claimed video's lease; renewed every third of it while the work runs, and
+    claimable by another instance once it runs out (a crashed worker)."""
+    ingester_poll_interval: float = 1.0
+    """How often an idle worker looks for work queued by another instance (or due again)."""
+    ingester_attempts: int = 5
+    """Counted failures of one request (outages do not count) before it fails
+    with ``internal_error``; also of one Kafka message before it is parked."""
+    ingester_retry_base: float = 2.0
+    """Seconds before the first retry of a failed request; then x ``ingester_retry_factor``."""
+    ingester_retry_factor: float = 2.0
+    ingester_retry_max_delay: float = 60.0
+    """Cap of one retry delay (also of the wait while the database or broker is away)."""
     download_connect_timeout: float = 10.0
+    """Seconds to open a connection to a source."""
     download_read_timeout: float = 60.0
     """Longest silence while reading the body."""
     download_total_timeout: float = 6 * 3600.0
+    """Longest one download attempt may take; exceeding it fails the video (no retry)."""
+    download_min_rate: float = 16384.0
+    """Bytes/s a source must deliver on average in every ``download_rate_window``
+    (counting only time spent waiting for it); a slower one fails the video with
+    ``timeout``, without a retry. 0 switches the check off."""
+    download_rate_window: float = 30.0
+    """Seconds (of waiting for the source) over which ``download_min_rate`` is measured."""
     download_attempts: int = 3
+    """Tries of one source before a transient failure (5xx, reset) fails the video."""
     download_backoff: float = 1.0
     """First retry delay in seconds; doubles with each attempt."""
-    shutdown_grace: float = 120.0
-    """How long SIGTERM waits for in-flight videos before abandoning them."""
+    shutdown_grace: float = 10.0
+    """How long SIGTERM waits for in-flight videos before cancelling them (their
+    uploads are aborted and their queue rows released for another instance)."""
     metrics_port: int = 0
     log_json: bool | None = None
     log_level: str = "INFO"
@@ -46,8 +74,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"s3_part_size must be at least {S3_MIN_PART_SIZE} bytes")
         if self.ingester_concurrency < 1 or self.s3_parts_in_flight < 1:
             raise ValueError("ingester_concurrency and s3_parts_in_flight must be positive")
-        if self.download_attempts < 1:
-            raise ValueError("download_attempts must be at least 1")
+        if self.download_attempts < 1 or self.ingester_attempts < 1:
+            raise ValueError("download_attempts and ingester_attempts must be at least 1")
+        if self.ingester_project_limit < 1 or self.ingester_job_limit < 1:
+            raise ValueError("ingester_project_limit and ingester_job_limit must be positive")
+        if self.ingester_lease_seconds <= 0 or self.ingester_poll_interval <= 0:
+            raise ValueError("ingester_lease_seconds and ingester_poll_interval must be positive")
+        if self.download_min_rate < 0 or self.download_rate_window <= 0:
+            raise ValueError("download_min_rate must be >= 0 and download_rate_window > 0")
 
 
 def load() -> Settings:

@@ -1,9 +1,10 @@
 """Copy one video from its URL into the media bucket, with retries.
 
 Checks the declared type and the first bytes before anything is stored, caps
-the size while streaming, and retries transient source failures with backoff.
-Source problems end as ``FetchError``; S3 errors propagate untouched, because
-they are ours to retry (the consumer re-runs the whole message).
+the size while streaming, fails a source slower than the minimum rate, and
+retries transient source failures with backoff. Source problems end as
+``FetchError``; S3 errors propagate untouched, because they are ours to retry
+(the worker runs the whole request again).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import AsyncIterator, Callable
 
 import structlog
 
-from videoimport_ingester import metrics, sniff
+from videoimport_ingester import sniff
+from videoimport_ingester.adapters import metrics
 from videoimport_ingester.adapters.http_fetch import Body, FetchError, SafeFetcher
 from videoimport_ingester.adapters.s3_upload import S3Uploader
 from videoimport_ingester.domain import StoredObject
+from videoimport_ingester.scheduling import RateWindow
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +38,8 @@ class Transfer:
         attempts: int,
         backoff: float,
         total_timeout: float,
+        min_rate: float = 0.0,
+        rate_window: float = 30.0,
     ) -> None:
         self._fetcher = fetcher
         self._uploader = uploader
@@ -42,6 +47,8 @@ class Transfer:
         self._attempts = attempts
         self._backoff = backoff
         self._total_timeout = total_timeout
+        self._min_rate = min_rate
+        self._rate_window = rate_window
 
     async def copy(self, url: str, key_for: KeyFor) -> StoredObject:
         """Store the video behind ``url``; raises ``FetchError`` when it cannot."""
@@ -64,11 +71,16 @@ class Transfer:
 
     async def _attempt(self, url: str, key_for: KeyFor) -> StoredObject:
         deadline = asyncio.timeout(self._total_timeout)
+        slow = asyncio.timeout(None)
+        meter = RateWindow(self._min_rate, self._rate_window)
         metrics.DOWNLOADS_IN_FLIGHT.inc()
         try:
-            async with deadline, self._fetcher.open(url) as body:
-                return await self._store(body, key_for)
+            async with deadline, self._fetcher.open(url) as body, slow:
+                return await self._store(body, key_for, _metered(body.chunks(), meter, slow))
         except TimeoutError as exc:
+            if slow.expired():
+                # Not retried: a crawling origin must give its slot to other videos.
+                raise FetchError("timeout", meter.describe()) from exc
             if not deadline.expired():
                 raise
             raise FetchError(
@@ -77,13 +89,14 @@ class Transfer:
         finally:
             metrics.DOWNLOADS_IN_FLIGHT.dec()
 
-    async def _store(self, body: Body, key_for: KeyFor) -> StoredObject:
+    async def _store(
+        self, body: Body, key_for: KeyFor, chunks: AsyncIterator[bytes]
+    ) -> StoredObject:
         declared = sniff.base_type(body.content_type)
         if not sniff.acceptable_declared_type(declared):
             raise FetchError("not_a_video", f"not a video ({declared})")
         if body.content_length is not None and body.content_length > self._max_bytes:
             raise self._too_large(f"{body.content_length} bytes")
-        chunks = body.chunks()
         head = await _read_head(chunks, sniff.SNIFF_BYTES)
         container = sniff.sniff(head)
         if container is None:
@@ -108,6 +121,31 @@ class Transfer:
 
     def _too_large(self, size: str) -> FetchError:
         return FetchError("too_large", f"too large: {size}, the limit is {self._max_bytes} bytes")
+
+
+async def _metered(
+    chunks: AsyncIterator[bytes], meter: RateWindow, slow: asyncio.Timeout
+) -> AsyncIterator[bytes]:
+    """``chunks``, with ``slow`` expiring when the source falls below the minimum rate.
+
+    Armed only while waiting for the source: while the consumer (the S3 upload)
+    holds a chunk, the deadline is off, so S3's pace is not blamed on the source.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        remaining = meter.remaining()
+        started = loop.time()
+        slow.reschedule(None if remaining is None else started + remaining)
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            slow.reschedule(None)
+            return
+        slow.reschedule(None)
+        meter.add(len(chunk), loop.time() - started)
+        if meter.failed:  # the window ran out just as this chunk came in
+            raise FetchError("timeout", meter.describe())
+        yield chunk
 
 
 async def _read_head(chunks: AsyncIterator[bytes], wanted: int) -> bytes:

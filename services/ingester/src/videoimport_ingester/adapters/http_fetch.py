@@ -9,16 +9,19 @@ same checks.
 
 from __future__ import annotations
 
+import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Final
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from videoimport_eventlog.addresses import address_problem, is_public, parse_address
+from videoimport_eventlog.retry import parse_retry_after
+from videoimport_events import FAILURE_CODES, bounded_reason
 from yarl import URL
-
-from videoimport_ingester.addresses import address_problem, is_public, parse_address
 
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 CHUNK_SIZE: Final = 256 * 1024
@@ -27,14 +30,23 @@ _HEADERS: Final = {
     # The stored object must be the served bytes, not a compressed transfer form.
     "Accept-Encoding": "identity",
 }
+_LABEL: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+SHOWN_URL_CHARS: Final = 200
+"""Of a URL quoted in a reason: enough to recognise it, never the whole of a huge one."""
 
 
 class FetchError(Exception):
-    """The source could not deliver; ``transient`` ones are worth another attempt."""
+    """The source could not deliver; ``transient`` ones are worth another attempt.
+
+    ``code`` is one of ``FAILURE_CODES``; ``reason`` is bounded (``bounded_reason``).
+    """
 
     def __init__(
         self, code: str, reason: str, *, transient: bool = False, retry_after: float | None = None
     ) -> None:
+        if code not in FAILURE_CODES:
+            raise ValueError(f"unknown failure code {code!r}")
+        reason = bounded_reason(reason)
         super().__init__(reason)
         self.code = code
         self.reason = reason
@@ -98,7 +110,7 @@ class Body:
         try:
             async for chunk in self._response.content.iter_chunked(CHUNK_SIZE):
                 yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except Exception as exc:
             raise _transport_error(exc) from exc
 
 
@@ -125,7 +137,10 @@ class SafeFetcher:
 
     @asynccontextmanager
     async def open(self, url: str) -> AsyncIterator[Body]:
-        """The body behind ``url`` after redirects; raises ``FetchError``."""
+        """The body behind ``url`` after redirects; raises ``FetchError`` (only).
+
+        What the caller raises inside the block (S3 errors) passes through as is.
+        """
         current = checked_url(url, allow_private=self._allow_private)
         for _ in range(self._max_redirects + 1):
             response = await self._request(current)
@@ -138,8 +153,8 @@ class SafeFetcher:
                         allow_private=self._allow_private,
                     )
                     continue
-                _check_status(response)
-                yield Body(response, str(current))
+                check_status(response.status, response.headers)
+                yield _opened(response, current)
                 return
             finally:
                 response.release()
@@ -152,13 +167,18 @@ class SafeFetcher:
             )
         except ForbiddenAddress as exc:
             raise FetchError("forbidden_address", f"forbidden address: {exc}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except Exception as exc:  # aiohttp, the resolver, IDNA: all of it is the source's
             raise _transport_error(exc) from exc
         try:
             self._check_peer(response)
-        except BaseException:
+        except FetchError:
             response.release()
             raise
+        except BaseException as exc:
+            response.release()
+            if not isinstance(exc, Exception):
+                raise
+            raise FetchError("download_failed", f"download failed: {_detail(exc)}") from exc
         return response
 
     def _check_peer(self, response: aiohttp.ClientResponse) -> None:
@@ -173,56 +193,91 @@ class SafeFetcher:
             raise FetchError("forbidden_address", f"forbidden address: {problem}")
 
 
+def _opened(response: aiohttp.ClientResponse, url: URL) -> Body:
+    try:
+        return Body(response, str(url))
+    except Exception as exc:  # e.g. a Content-Length that is not a number
+        raise FetchError("download_failed", f"download failed: {_detail(exc)}") from exc
+
+
 def redirect_target(current: URL, status: int, location: str | None, *, allow_private: bool) -> URL:
-    """Where a redirect leads, checked like the first URL; raises ``FetchError``."""
+    """Where a redirect leads, checked like the first URL; raises ``FetchError`` (only)."""
     if not location:
         raise FetchError("download_failed", f"download failed: HTTP {status} without Location")
     try:
-        target = current.join(URL(location))
-    except ValueError as exc:
-        raise FetchError("invalid_url", f"invalid redirect target {location!r}") from exc
-    return checked_url(str(target), allow_private=allow_private)
+        target = str(current.join(URL(location)))
+    except Exception as exc:
+        raise FetchError("invalid_url", f"invalid redirect target {shown(location)}") from exc
+    return checked_url(target, allow_private=allow_private)
 
 
 def checked_url(url: str, *, allow_private: bool) -> URL:
-    """``url`` parsed, if it may be fetched at all; raises ``FetchError``."""
+    """``url`` parsed, if it may be fetched at all; raises ``FetchError`` (only)."""
     try:
-        parsed = URL(url)
-    except ValueError as exc:
-        raise FetchError("invalid_url", f"invalid url {url!r}") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise FetchError("invalid_url", f"not an http(s) url: {url!r}")
-    if parse_address(parsed.host) is not None:
-        problem = address_problem(parsed.host, allow_private=allow_private)
+        return _checked_url(url, allow_private=allow_private)
+    except FetchError:
+        raise
+    except Exception as exc:  # ValueError, UnicodeError (IDNA) and whatever else parsing raises
+        raise FetchError("invalid_url", f"invalid url {shown(url)}: {_detail(exc)}") from exc
+
+
+def _checked_url(url: str, *, allow_private: bool) -> URL:
+    parsed = URL(url)
+    # ``host`` decodes punycode: a bad "xn--" label raises here, not in the connector.
+    if parsed.scheme not in ("http", "https") or not parsed.host or not parsed.raw_host:
+        raise FetchError("invalid_url", f"not an http(s) url: {shown(url)}")
+    if parse_address(parsed.raw_host) is not None:
+        problem = address_problem(parsed.raw_host, allow_private=allow_private)
         if problem is not None:
             raise FetchError("forbidden_address", f"forbidden address: {problem}")
+        return parsed
+    if not valid_hostname(parsed.raw_host):
+        raise FetchError("invalid_url", f"invalid host name in {shown(url)}")
     return parsed
 
 
-def _retry_after(response: aiohttp.ClientResponse) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+def valid_hostname(host: str) -> bool:
+    """An ASCII (punycode) DNS name: labels of 1-63 letters, digits, ``-``, ``_``."""
+    name = host[:-1] if host.endswith(".") else host
+    if not name or len(name) > 253:
+        return False
+    return all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
-def _check_status(response: aiohttp.ClientResponse) -> None:
-    status = response.status
+def shown(url: str) -> str:
+    """``url`` quoted for a reason, cut to ``SHOWN_URL_CHARS``."""
+    if len(url) > SHOWN_URL_CHARS:
+        url = url[: SHOWN_URL_CHARS - 1] + "…"
+    return repr(url)
+
+
+def check_status(status: int, headers: Mapping[str, str]) -> None:
+    """Nothing for a 2xx; otherwise the ``FetchError`` the status means."""
     if 200 <= status < 300:
         return
     transient = status >= 500 or status in (408, 429)
+    retry_after = None
+    if transient:
+        retry_after = parse_retry_after(headers.get("Retry-After"), datetime.now(UTC))
     raise FetchError(
         "download_failed",
         f"download failed: HTTP {status}",
         transient=transient,
-        retry_after=_retry_after(response) if transient else None,
+        retry_after=retry_after,
     )
 
 
+def _detail(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
 def _transport_error(exc: BaseException) -> FetchError:
+    """What went wrong talking to the source, classified (reason bounded by FetchError)."""
     if isinstance(exc, TimeoutError):
         return FetchError("timeout", "timeout: the source stopped sending", transient=True)
-    if isinstance(exc, aiohttp.InvalidURL):
-        return FetchError("invalid_url", f"invalid url: {exc}")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return FetchError("download_failed", f"download failed: {exc}", transient=True)
-    detail = str(exc) or type(exc).__name__
-    return FetchError("download_failed", f"download failed: {detail}", transient=True)
+    if isinstance(exc, aiohttp.InvalidURL | ValueError):  # includes UnicodeError (IDNA)
+        return FetchError("invalid_url", f"invalid url: {_detail(exc)}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return FetchError("download_failed", f"download failed: {_detail(exc)}", transient=True)
+    # Not a known transport failure: report it, but do not hammer the source again.
+    return FetchError("download_failed", f"download failed: {type(exc).__name__}")

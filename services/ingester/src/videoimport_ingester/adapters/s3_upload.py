@@ -4,7 +4,8 @@ Bytes are cut into parts of ``part_size`` as they arrive; at most
 ``parts_in_flight`` parts upload at once, and reading waits while that many are
 busy, so memory stays near ``(parts_in_flight + 1) x part_size`` whatever the
 object's size. A body smaller than one part goes up as a single PutObject. Any
-failure aborts the multipart upload, so no orphaned parts are left behind.
+failure, and a cancellation (a stopping worker), aborts the multipart upload, so
+no orphaned parts are left behind (the abort itself is bounded in time).
 """
 
 from __future__ import annotations
@@ -17,12 +18,27 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 log = structlog.get_logger(__name__)
+
+ABORT_TIMEOUT = 3.0
+"""Seconds an abort may take (also while a stopping worker is being cancelled)."""
+_BUSY_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"})
+
+
+def is_storage_outage(exc: BaseException) -> bool:
+    """S3 unreachable or overloaded (wait it out), as opposed to a refusal (count it)."""
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or exc.response.get("Error", {}).get("Code") in _BUSY_CODES
+    return False
 
 
 class UploadResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,8 +195,9 @@ class _Multipart:
         # Best effort: S3 may be what failed. A bucket lifecycle rule for
         # incomplete multipart uploads cleans up whatever this cannot.
         try:
-            await self._client.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-            )
+            async with asyncio.timeout(ABORT_TIMEOUT):
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
         except Exception:
             log.warning("aborting a multipart upload failed", key=self._key, exc_info=True)

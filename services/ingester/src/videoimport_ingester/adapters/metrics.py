@@ -14,3 +14,11 @@ DOWNLOAD_ATTEMPTS = Counter(
 RESULTS = Counter(
     "videoimport_ingester_results", "Terminal video results appended, by state", ["state"]
 )
+TASKS_RUNNING = Gauge(
+    "videoimport_ingester_tasks_running", "Queued requests this instance is working on"
+)
+TASK_FAILURES = Counter(
+    "videoimport_ingester_task_failures",
+    "Requests whose handling raised, by kind (outage, counted, given_up)",
+    ["kind"],
+)

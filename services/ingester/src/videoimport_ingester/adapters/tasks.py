@@ -1,0 +1,193 @@
+"""The ``ingest_tasks`` queue in PostgreSQL: requests waiting for (or under) download.
+
+The Kafka handler ``enqueue``s; workers ``claim`` under a transaction-scoped
+advisory lock, so the per-project and per-job counts they decide on are those of
+every instance at that moment. A claimed row carries a lease (``lease_owner``,
+``lease_until`` on the database clock) that ``renew`` extends; a row is running
+while its lease is in the future, and claimable again when it runs out (its
+worker crashed). ``finish`` deletes a handled row; ``retry_later`` puts it back
+with a delay; ``release`` hands rows back at once (a stopping instance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import asyncpg
+import msgspec
+from videoimport_eventlog import deadletters, store
+from videoimport_events import Envelope, VideoImportRequested, decode_envelope, encode_envelope
+
+from videoimport_ingester.domain import CONSUMER, identity
+from videoimport_ingester.scheduling import Head, Limits, choose
+
+CLAIM_LOCK = 7_110_203
+"""Advisory lock serialising claims (any constant unused by other locks)."""
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True):
+    """A claimed request: what to handle, and the failures it has had so far."""
+
+    event_id: str
+    envelope: Envelope
+    attempts: int
+
+
+async def enqueue(conn: asyncpg.Connection, envelope: Envelope) -> bool:
+    """Queue a request; False when it is queued already or was handled before."""
+    request = envelope.data
+    if not isinstance(request, VideoImportRequested):
+        raise TypeError(f"not a VideoImportRequested: {envelope.type}")
+    inserted = await conn.fetchval(
+        "INSERT INTO ingest_tasks (event_id, position, project, job_id, video_key, envelope)"
+        " SELECT $1, $2, $3, $4, $5, $6::json"
+        " WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = $7 AND message_id = $1)"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING true",
+        envelope.id,
+        envelope.position,
+        request.project,
+        request.job_id,
+        identity(request.project, request.system_name, request.external_id),
+        encode_envelope(envelope).decode(),
+        CONSUMER,
+    )
+    return bool(inserted)
+
+
+_RUNNING = (
+    "SELECT project, job_id, count(*)::int AS running FROM ingest_tasks"
+    " WHERE lease_until > now() GROUP BY project, job_id"
+)
+# The first claimable row of every (project, job): not running, due, and no
+# earlier request of the same video still queued (each video in log order).
+_HEADS = (
+    "SELECT DISTINCT ON (project, job_id) event_id, project, job_id, position"
+    " FROM ingest_tasks t"
+    " WHERE (lease_until IS NULL OR lease_until <= now()) AND not_before <= now()"
+    " AND NOT EXISTS (SELECT 1 FROM ingest_tasks e"
+    "  WHERE e.video_key = t.video_key AND e.position < t.position)"
+    " ORDER BY project, job_id, position"
+)
+
+
+async def claim(
+    conn: asyncpg.Connection, owner: str, limits: Limits, lease_seconds: float
+) -> Task | None:
+    """The fairest claimable request, leased to ``owner``; None when there is none."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
+        running = {(r["project"], r["job_id"]): r["running"] for r in await conn.fetch(_RUNNING)}
+        heads = [
+            Head(
+                event_id=r["event_id"], project=r["project"], job_id=r["job_id"],
+                position=r["position"],
+            )
+            for r in await conn.fetch(_HEADS)
+        ]  # fmt: skip
+        chosen = choose(heads, running, limits)
+        if chosen is None:
+            return None
+        row = await conn.fetchrow(
+            "UPDATE ingest_tasks SET lease_owner = $2,"
+            " lease_until = now() + make_interval(secs => $3), updated_at = now()"
+            " WHERE event_id = $1 RETURNING envelope::text AS envelope, attempts",
+            chosen.event_id,
+            owner,
+            lease_seconds,
+        )
+        if row is None:  # its lease had run out and its worker finished it just now
+            return None
+        try:
+            envelope = decode_envelope(row["envelope"].encode())
+        except (msgspec.MsgspecError, ValueError) as exc:
+            # Queued by a release that knew more (a newer event schema): park it.
+            await _park_undecodable(conn, chosen, row["envelope"], exc)
+            return None
+    return Task(event_id=chosen.event_id, envelope=envelope, attempts=row["attempts"])
+
+
+async def _park_undecodable(
+    conn: asyncpg.Connection, head: Head, text: str, exc: Exception
+) -> None:
+    event_id: uuid.UUID | None = None
+    with contextlib.suppress(ValueError):
+        event_id = uuid.UUID(head.event_id)
+    await deadletters.park(
+        conn,
+        consumer=CONSUMER,
+        source=f"ingest_tasks:{head.event_id}",
+        error=exc,
+        attempts=1,
+        event_id=event_id,
+        position=head.position,
+        payload=text.encode(),
+    )
+    await finish(conn, head.event_id)
+
+
+async def renew(conn: asyncpg.Connection, event_id: str, owner: str, lease_seconds: float) -> bool:
+    """Extend the lease; False when the row is gone or no longer ours."""
+    renewed = await conn.fetchval(
+        "UPDATE ingest_tasks SET lease_until = now() + make_interval(secs => $3)"
+        " WHERE event_id = $1 AND lease_owner = $2 RETURNING true",
+        event_id,
+        owner,
+        lease_seconds,
+    )
+    return bool(renewed)
+
+
+async def finish(conn: asyncpg.Connection, event_id: str) -> None:
+    """The request is handled (its terminal event is in the log): forget it."""
+    await conn.execute("DELETE FROM ingest_tasks WHERE event_id = $1", event_id)
+
+
+async def retry_later(
+    conn: asyncpg.Connection,
+    event_id: str,
+    owner: str,
+    *,
+    delay: float,
+    error: str,
+    counted: bool,
+) -> None:
+    """Back to pending, claimable after ``delay`` seconds; ``counted`` adds an attempt."""
+    await conn.execute(
+        "UPDATE ingest_tasks SET lease_owner = NULL, lease_until = NULL,"
+        " not_before = now() + make_interval(secs => $3), attempts = attempts + $4,"
+        " last_error = $5, updated_at = now() WHERE event_id = $1 AND lease_owner = $2",
+        event_id,
+        owner,
+        delay,
+        1 if counted else 0,
+        error,
+    )
+
+
+async def release(conn: asyncpg.Connection, owner: str, event_ids: list[str]) -> int:
+    """Hand rows back at once (claimable by anyone now); returns how many."""
+    released = await conn.fetch(
+        "UPDATE ingest_tasks SET lease_owner = NULL, lease_until = NULL, updated_at = now()"
+        " WHERE lease_owner = $1 AND event_id = ANY($2::text[]) RETURNING event_id",
+        owner,
+        event_ids,
+    )
+    return len(released)
+
+
+async def requeue_dead_letters(conn: asyncpg.Connection) -> int:
+    """Queue again the ingester's dead letters an operator asked to retry.
+
+    The letter names the logged request; queuing it is all a retry needs (a
+    request that was handled meanwhile is not queued: the inbox has it).
+    """
+    async with conn.transaction():
+        letters = await deadletters.take_retries(conn, CONSUMER)
+        for letter in letters:
+            if letter.event_id is not None:
+                recorded = await store.read_event(conn, letter.event_id)
+                if recorded is not None and isinstance(recorded.event, VideoImportRequested):
+                    await enqueue(conn, recorded.envelope())
+            await deadletters.resolve(conn, letter.id)
+    return len(letters)
