@@ -16,8 +16,10 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from aiohttp import web
 from videoimport_devstack import StackInfo
@@ -78,9 +80,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 def settings_for(
-    stack: StackInfo, dsn: str, prefix: str, *, allow_private: bool = True
+    stack: StackInfo, dsn: str, prefix: str, *, allow_private: bool = True, **overrides: Any
 ) -> NotifierSettings:
-    return NotifierSettings(
+    settings = NotifierSettings(
         database_url=dsn,
         kafka_bootstrap=stack.kafka_bootstrap,
         topic_prefix=prefix,
@@ -92,7 +94,9 @@ def settings_for(
         webhook_retry_jitter=0.0,
         webhook_max_attempts=3,
         scheduler_poll_interval=0.05,
+        dead_letter_poll_interval=0.1,
     )
+    return msgspec.structs.replace(settings, **overrides)
 
 
 @contextlib.asynccontextmanager
@@ -120,12 +124,12 @@ async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def log_job_completed(
-    conn: asyncpg.Connection, job_id: str, webhook: str | None
+    conn: asyncpg.Connection, job_id: str, webhook: str | None, project: str = "acme"
 ) -> store.RecordedEvent:
     """Record a JobCompleted as the projector would and read it back from the log."""
     event = JobCompleted(
         job_id=job_id,
-        project="acme",
+        project=project,
         state="success",
         overview=Overview(total=3, success=1, skipped=1, failed=1),
         started_at=T0,
@@ -136,7 +140,7 @@ async def log_job_completed(
     async with conn.transaction():
         await store.append(
             conn,
-            [store.NewEvent(event, f"job-{job_id}", 1, correlation_id=job_id, project="acme")],
+            [store.NewEvent(event, f"job-{job_id}", 1, correlation_id=job_id, project=project)],
         )
     return (await store.read_stream(conn, f"job-{job_id}"))[-1]
 
@@ -333,11 +337,11 @@ async def test_a_redelivered_job_completed_creates_one_delivery(
     assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'notifier'") == 4
 
 
-def marker(job_id: str, webhook: str) -> Envelope:
+def marker(job_id: str, webhook: str, project: str = "acme") -> Envelope:
     """A JobCompleted that is not in the log, only on the topic (enough for the notifier)."""
     event = JobCompleted(
         job_id=job_id,
-        project="acme",
+        project=project,
         state="failed",
         overview=Overview(total=1, success=0, skipped=0, failed=1),
         started_at=T0,
@@ -354,7 +358,7 @@ def marker(job_id: str, webhook: str) -> Envelope:
         occurred_at=T0,
         correlation_id=job_id,
         causation_id=None,
-        project="acme",
+        project=project,
         data=event,
     )
 

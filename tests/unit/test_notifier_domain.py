@@ -7,21 +7,26 @@ import hashlib
 import hmac
 import itertools
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from videoimport_eventlog.retry import RetryPolicy, parse_retry_after
 from videoimport_events import JobCompleted, Overview, WebhookDelivered, WebhookDeliveryFailed
 from videoimport_notifier import signing
-from videoimport_notifier.adapters.webhook_http import is_public, url_problem
+from videoimport_notifier.adapters.webhook_http import (
+    BlockedAddress,
+    guarded_socket_factory,
+    url_problem,
+)
 from videoimport_notifier.domain import (
+    WEBHOOK_SCHEDULE,
     AttemptResult,
     Delivery,
-    RetryPolicy,
     attempt_event,
     delivery_for,
     delivery_id_for,
     next_step,
-    parse_retry_after,
 )
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -130,8 +135,8 @@ def test_delivery_id_is_deterministic_per_event() -> None:
 
 
 def test_default_schedule_grows_exponentially_and_spans_about_three_days() -> None:
-    policy = RetryPolicy()
-    delays = [policy.nominal_delay(a) for a in range(1, policy.max_attempts)]
+    policy = WEBHOOK_SCHEDULE
+    delays = [policy.nominal_delay(a) for a in range(1, policy.attempts)]
     assert delays[:4] == [10.0, 30.0, 90.0, 270.0]
     assert all(b >= a for a, b in itertools.pairwise(delays))
     assert max(delays) == policy.max_delay
@@ -140,27 +145,27 @@ def test_default_schedule_grows_exponentially_and_spans_about_three_days() -> No
 
 @pytest.mark.parametrize("rand", [0.0, 0.5, 0.999])
 def test_jitter_stays_within_its_band(rand: float) -> None:
-    policy = RetryPolicy(jitter=0.2)
-    for attempt in range(1, policy.max_attempts):
+    policy = WEBHOOK_SCHEDULE
+    for attempt in range(1, policy.attempts):
         nominal = policy.nominal_delay(attempt)
         assert 0.8 * nominal <= policy.delay(attempt, rand) <= 1.2 * nominal
     assert policy.delay(3, 0.5) == policy.nominal_delay(3)
 
 
 def test_a_2xx_is_delivered() -> None:
-    step = next_step(1, AttemptResult(status=204), NOW, RetryPolicy(), 0.5)
+    step = next_step(1, AttemptResult(status=204), NOW, WEBHOOK_SCHEDULE, 0.5)
     assert (step.state, step.next_attempt_at, step.error) == ("delivered", None, None)
 
 
 def test_a_failure_is_retried_after_the_backoff() -> None:
-    step = next_step(2, AttemptResult(status=500, error="HTTP 500"), NOW, RetryPolicy(), 0.5)
+    step = next_step(2, AttemptResult(status=500, error="HTTP 500"), NOW, WEBHOOK_SCHEDULE, 0.5)
     assert step.state == "pending"
     assert step.next_attempt_at == NOW + timedelta(seconds=30)
     assert step.error == "HTTP 500"
 
 
 def test_retry_after_is_honoured_but_capped() -> None:
-    policy = RetryPolicy()
+    policy = WEBHOOK_SCHEDULE
     soon = next_step(1, AttemptResult(status=503, retry_after=120.0), NOW, policy, 0.5)
     assert soon.next_attempt_at == NOW + timedelta(seconds=120)
     far = next_step(1, AttemptResult(status=429, retry_after=10 * DAY), NOW, policy, 0.5)
@@ -168,7 +173,7 @@ def test_retry_after_is_honoured_but_capped() -> None:
 
 
 def test_the_last_attempt_gives_up() -> None:
-    policy = RetryPolicy(max_attempts=3)
+    policy = RetryPolicy(attempts=3, base=10.0, factor=3.0, max_delay=43_200.0)
     assert next_step(2, AttemptResult(error="refused"), NOW, policy, 0.5).state == "pending"
     last = next_step(3, AttemptResult(error="refused"), NOW, policy, 0.5)
     assert (last.state, last.next_attempt_at, last.error) == ("failed", None, "refused")
@@ -179,7 +184,7 @@ def test_the_last_attempt_gives_up() -> None:
     [AttemptResult(status=410), AttemptResult(error="blocked", permanent=True)],
 )
 def test_permanent_failures_are_not_retried(result: AttemptResult) -> None:
-    assert next_step(1, result, NOW, RetryPolicy(), 0.5).state == "failed"
+    assert next_step(1, result, NOW, WEBHOOK_SCHEDULE, 0.5).state == "failed"
 
 
 def test_retry_after_parsing() -> None:
@@ -200,7 +205,7 @@ def test_attempt_events() -> None:
         cause_event_id="e",
     )
     ok = AttemptResult(status=200)
-    delivered = attempt_event(delivery, 1, ok, next_step(1, ok, NOW, RetryPolicy(), 0.5))
+    delivered = attempt_event(delivery, 1, ok, next_step(1, ok, NOW, WEBHOOK_SCHEDULE, 0.5))
     assert delivered == WebhookDelivered(
         job_id="j",
         project="p",
@@ -210,7 +215,7 @@ def test_attempt_events() -> None:
         status_code=200,
     )
     bad = AttemptResult(status=500, error="HTTP 500")
-    step = next_step(2, bad, NOW, RetryPolicy(), 0.5)
+    step = next_step(2, bad, NOW, WEBHOOK_SCHEDULE, 0.5)
     failed = attempt_event(delivery, 2, bad, step)
     assert isinstance(failed, WebhookDeliveryFailed)
     assert (failed.attempt, failed.status_code, failed.error) == (2, 500, "HTTP 500")
@@ -240,13 +245,23 @@ def test_attempt_events() -> None:
         "64:ff9b::a00:1",
     ],
 )
-def test_internal_addresses_are_not_public(address: str) -> None:
-    assert not is_public(address)
+def test_internal_addresses_are_refused_where_the_connection_is_made(address: str) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    info = (family, socket.SOCK_STREAM, 6, "", (address, 443))
+    with pytest.raises(BlockedAddress, match=f"non-public address {address}"):
+        guarded_socket_factory(False)(info)
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        return
+    guarded_socket_factory(True)(info).close()  # allowed when private URLs are
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"])
-def test_global_addresses_are_public(address: str) -> None:
-    assert is_public(address)
+def test_global_addresses_may_be_connected_to(address: str) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        pytest.skip("no IPv6 sockets here")
+    # Only a socket object is made; nothing connects.
+    guarded_socket_factory(False)((family, socket.SOCK_STREAM, 6, "", (address, 443))).close()
 
 
 @pytest.mark.parametrize(

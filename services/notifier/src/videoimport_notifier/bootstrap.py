@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 from videoimport_eventlog import kafka, schema
+from videoimport_eventlog.retry import RetryPolicy
 from videoimport_eventlog.settings import topic
 from videoimport_events import TOPICS
 
 from videoimport_notifier import signing
-from videoimport_notifier.adapters import deliveries
 from videoimport_notifier.adapters.webhook_http import WebhookSender
-from videoimport_notifier.domain import RetryPolicy
+from videoimport_notifier.domain import ProjectSlots
 from videoimport_notifier.settings import NotifierSettings
 
 
@@ -28,21 +28,50 @@ def signing_key(settings: NotifierSettings) -> bytes | None:
         raise SystemExit(f"configuration error: VIDEOIMPORT_WEBHOOK_SECRET: {exc}") from exc
 
 
+def _policy(
+    attempts: int, base: float, factor: float, max_delay: float, jitter: float
+) -> RetryPolicy:
+    try:
+        return RetryPolicy(
+            attempts=attempts, base=base, factor=factor, max_delay=max_delay, jitter=jitter
+        )
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: retry settings: {exc}") from exc
+
+
 def retry_policy(settings: NotifierSettings) -> RetryPolicy:
-    return RetryPolicy(
-        base=settings.webhook_retry_base,
-        factor=settings.webhook_retry_factor,
-        max_delay=settings.webhook_retry_max_delay,
-        jitter=settings.webhook_retry_jitter,
-        max_attempts=settings.webhook_max_attempts,
+    """The webhook schedule: 10 s x 3^n, capped at 12 h, ±20 %, 14 attempts ≈ 3 days."""
+    return _policy(
+        settings.webhook_max_attempts,
+        settings.webhook_retry_base,
+        settings.webhook_retry_factor,
+        settings.webhook_retry_max_delay,
+        settings.webhook_retry_jitter,
     )
+
+
+def consumer_policy(settings: NotifierSettings) -> RetryPolicy:
+    """How often a JobCompleted is handled again before it is parked."""
+    return _policy(
+        settings.consumer_attempts,
+        settings.consumer_retry_base,
+        settings.consumer_retry_factor,
+        settings.consumer_retry_max_delay,
+        settings.consumer_retry_jitter,
+    )
+
+
+def project_slots(settings: NotifierSettings) -> ProjectSlots:
+    try:
+        return ProjectSlots(settings.webhook_project_limit)
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: VIDEOIMPORT_WEBHOOK_PROJECT_LIMIT: {exc}") from exc
 
 
 async def prepare(settings: NotifierSettings) -> None:
     conn = await asyncpg.connect(settings.database_url)
     try:
         await schema.migrate(conn)
-        await schema.migrate(conn, deliveries.DDL)
     finally:
         await conn.close()
     await kafka.ensure_topics(
@@ -54,8 +83,9 @@ async def prepare(settings: NotifierSettings) -> None:
 
 
 async def pool(settings: NotifierSettings) -> asyncpg.Pool:
-    # Every scheduler holds a connection during its request, plus the consumers'.
-    size = settings.webhook_concurrency + settings.max_in_flight
+    # Every scheduler holds a connection during its request, plus the consumer's
+    # handlers and the dead-letter loop.
+    size = settings.webhook_concurrency + settings.max_in_flight + 1
     created: asyncpg.Pool = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=size
     )

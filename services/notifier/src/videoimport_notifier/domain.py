@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
+from collections import Counter
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import msgspec
+from videoimport_eventlog.retry import RetryPolicy
 from videoimport_events import JobCompleted, Overview, WebhookDelivered, WebhookDeliveryFailed
 
 CONSUMER = "notifier"
+"""The notifier's name in the inbox and on its dead letters."""
+
+WEBHOOK_SCHEDULE = RetryPolicy(attempts=14, base=10.0, factor=3.0, max_delay=43_200.0, jitter=0.2)
+"""10 s x 3^n, capped at 12 h, ±20 %: the last of 14 attempts about three days after the first."""
+
+MAX_ERROR_CHARS = 300
+"""Of a failure reason kept in a row and an event: enough to see what went wrong."""
 
 DeliveryState = Literal["pending", "delivered", "failed"]
 
@@ -37,27 +46,6 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 0
     cause_event_id: str
     """The ``JobCompleted`` event id: the causation of every attempt's event."""
-
-
-class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    base: float = 10.0
-    factor: float = 3.0
-    max_delay: float = 43_200.0
-    jitter: float = 0.2
-    max_attempts: int = 14
-
-    def nominal_delay(self, attempt: int) -> float:
-        """Seconds between attempt ``attempt`` (1-based) and the next, before jitter."""
-        return float(min(self.max_delay, self.base * self.factor ** (attempt - 1)))
-
-    def delay(self, attempt: int, rand: float) -> float:
-        """With jitter: ``rand`` in [0, 1) spreads it by ±``jitter``, so that many
-        deliveries failing together (an endpoint outage) do not return together."""
-        return self.nominal_delay(attempt) * (1.0 + self.jitter * (2.0 * rand - 1.0))
-
-    def total_nominal(self) -> float:
-        """Seconds from the first attempt to the last, before jitter."""
-        return sum(self.nominal_delay(a) for a in range(1, self.max_attempts))
 
 
 class AttemptResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,24 +95,26 @@ def delivery_for(event: JobCompleted, event_id: str) -> Delivery | None:
     )
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
 def http_error(status: int) -> str:
     return f"HTTP {status}"
+
+
+def short_error(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """One line of printable text, at most ``limit`` characters.
+
+    Error texts quote what a receiver sent (a bad status line, a header); they
+    must not carry control characters (PostgreSQL refuses NUL) or grow unbounded.
+    """
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def event_uuid(event_id: str) -> uuid.UUID | None:
+    """The id as a UUID (how dead letters name events), None when it is not one."""
+    try:
+        return uuid.UUID(event_id)
+    except ValueError:
+        return None
 
 
 def next_step(
@@ -134,7 +124,7 @@ def next_step(
     if result.ok:
         return Step(state="delivered", next_attempt_at=None, error=None)
     error = result.error or (http_error(result.status) if result.status is not None else "error")
-    if result.permanent or result.status == 410 or attempt >= policy.max_attempts:
+    if result.permanent or result.status == 410 or policy.exhausted(attempt):
         return Step(state="failed", next_attempt_at=None, error=error)
     wait = policy.delay(attempt, rand)
     if result.retry_after is not None:
@@ -142,6 +132,47 @@ def next_step(
         # cannot stretch the schedule beyond the longest step.
         wait = min(max(result.retry_after, 0.0), policy.max_delay)
     return Step(state="pending", next_attempt_at=now + timedelta(seconds=wait), error=error)
+
+
+def unrecorded_step(
+    attempt: int, error: str, now: datetime, policy: RetryPolicy, rand: float
+) -> Step:
+    """After attempt ``attempt`` was made but could not be recorded (not an outage).
+
+    It counts like a failed attempt and backs off alike, so a delivery whose
+    outcome cannot be stored is not sent again every second; after the
+    policy's attempts it fails for good (and is parked for an operator).
+    """
+    if policy.exhausted(attempt):
+        return Step(state="failed", next_attempt_at=None, error=error)
+    wait = policy.delay(attempt, rand)
+    return Step(state="pending", next_attempt_at=now + timedelta(seconds=wait), error=error)
+
+
+class ProjectSlots:
+    """Deliveries in flight per project, so that one project's slow or hanging
+    receivers can hold at most ``limit`` of this instance's scheduler slots."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the per-project limit must be at least 1")
+        self.limit = limit
+        self._in_flight: Counter[str] = Counter()
+
+    def full(self) -> list[str]:
+        """Projects that may not start another delivery now."""
+        return sorted(p for p, n in self._in_flight.items() if n >= self.limit)
+
+    def in_flight(self, project: str) -> int:
+        return self._in_flight[project]
+
+    def take(self, project: str) -> None:
+        self._in_flight[project] += 1
+
+    def release(self, project: str) -> None:
+        self._in_flight[project] -= 1
+        if self._in_flight[project] <= 0:
+            del self._in_flight[project]
 
 
 def attempt_event(

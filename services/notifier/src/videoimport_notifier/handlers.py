@@ -1,106 +1,153 @@
-"""The notifier's two steps: record a delivery for a JobCompleted, attempt a due delivery."""
+"""The notifier's consumer side: record a delivery for a JobCompleted (from Kafka or
+from a dead letter an operator retried); a message that cannot be handled is parked.
+Attempts of due deliveries are in ``attempts``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
 import asyncpg
 import msgspec
 import structlog
-from videoimport_eventlog import kafka, store, tracking
-from videoimport_events import JobCompleted
+from videoimport_eventlog import deadletters, kafka, store, tracking
+from videoimport_eventlog.consumer import Record, source_of
+from videoimport_eventlog.faults import describe, is_outage
+from videoimport_events import Envelope, JobCompleted
 
-from videoimport_notifier import domain, signing
-from videoimport_notifier.adapters import deliveries, metrics
+from videoimport_notifier import domain
+from videoimport_notifier.adapters import deliveries, letters, metrics
 
 log = structlog.get_logger(__name__)
 
-Clock = Callable[[], datetime]
+# --- JobCompleted → a pending delivery ----------------------------------------------
 
 
-class Sender(Protocol):
-    async def post(
-        self, url: str, body: bytes, headers: dict[str, str]
-    ) -> domain.AttemptResult: ...
-
-
-async def record_delivery(pool: asyncpg.Pool, value: bytes, now: datetime) -> str | None:
-    """Turn one message of the jobs topic into a pending delivery.
+async def record(conn: asyncpg.Connection, envelope: Envelope, now: datetime) -> str | None:
+    """Within the caller's transaction: the delivery a message asks for, once.
 
     Returns the delivery id when a new delivery was recorded. Other event types,
     jobs without a webhook and redeliveries change nothing.
     """
-    try:
-        envelope = kafka.decode_message(value)
-    except msgspec.DecodeError:
-        # Retrying cannot make it readable; a subscriber must not stall on it.
-        log.error("undecodable message on the jobs topic skipped")
-        return None
     event = envelope.data
     if not isinstance(event, JobCompleted):
         return None
     delivery = domain.delivery_for(event, envelope.id)
     if delivery is None:
         return None
-    async with pool.acquire() as conn, conn.transaction():
-        if not await tracking.claim_message(conn, domain.CONSUMER, envelope.id):
-            return None
-        if not await deliveries.insert(conn, delivery, now):
-            return None
+    if not await tracking.claim_message(conn, domain.CONSUMER, envelope.id):
+        return None
+    if not await deliveries.insert(conn, delivery, now):
+        return None
     metrics.DELIVERIES.inc()
     log.info("webhook delivery recorded", job_id=event.job_id, delivery_id=delivery.delivery_id)
     return delivery.delivery_id
 
 
-async def attempt_due(
-    pool: asyncpg.Pool,
-    sender: Sender,
-    key: bytes | None,
-    policy: domain.RetryPolicy,
-    clock: Clock,
-    rand: Callable[[], float],
-) -> bool:
-    """Attempt the oldest due delivery; False when none is due.
+async def record_delivery(pool: asyncpg.Pool, envelope: Envelope, now: datetime) -> str | None:
+    async with pool.acquire() as conn, conn.transaction():
+        return await record(conn, envelope, now)
 
-    The row stays locked while the request runs, and the attempt's outcome and
-    its event commit together: a crash in between sends it again later (the
-    receiver dedupes by ``webhook-id``), but never records an attempt twice.
+
+async def handle_message(pool: asyncpg.Pool, message: Record, now: datetime) -> str | None:
+    """One message of the jobs topic. An undecodable one is parked at once:
+    retrying cannot make it readable. Raises when the delivery cannot be stored
+    (the consumer retries per its policy, then calls ``give_up``)."""
+    if message.value is None:
+        return None
+    try:
+        envelope = kafka.decode_message(message.value)
+    except (msgspec.DecodeError, ValueError) as exc:
+        async with pool.acquire() as conn:
+            await deadletters.park(
+                conn,
+                consumer=domain.CONSUMER,
+                source=source_of(message),
+                error=exc,
+                attempts=1,
+                payload=message.value,
+            )
+        return None
+    event = envelope.data
+    if not isinstance(event, JobCompleted) or event.webhook is None:
+        return None  # nothing to deliver: no need for a connection
+    return await record_delivery(pool, envelope, now)
+
+
+async def give_up(pool: asyncpg.Pool, message: Record, exc: BaseException, attempts: int) -> None:
+    """Park a message whose handling kept failing; the partition moves on."""
+    event_id, position, payload = None, None, message.value
+    try:
+        envelope = kafka.decode_message(message.value or b"")
+    except Exception:  # whatever it is, the letter keeps the bytes instead
+        pass
+    else:
+        event_id = domain.event_uuid(envelope.id)
+        if event_id is not None:
+            position, payload = envelope.position, None
+    async with pool.acquire() as conn:
+        await deadletters.park(
+            conn,
+            consumer=domain.CONSUMER,
+            source=source_of(message),
+            error=exc,
+            attempts=attempts,
+            event_id=event_id,
+            position=position,
+            payload=payload,
+        )
+
+
+# --- dead letters an operator asked to retry ------------------------------------------
+
+
+async def retry_dead_letters(pool: asyncpg.Pool, now: datetime) -> int:
+    """Handle every letter of the notifier marked ``retry`` again, from the log.
+
+    A letter whose event records (again) or whose failed delivery can be sent
+    once more is resolved; one that fails again is parked again. Returns how
+    many letters were taken. An outage raises and leaves them marked.
     """
     async with pool.acquire() as conn, conn.transaction():
-        delivery = await deliveries.lock_next_due(conn, clock())
-        if delivery is None:
-            return False
-        attempt = delivery.attempts + 1
-        timestamp = int(clock().timestamp())
-        headers = signing.headers(key, delivery.delivery_id, timestamp, delivery.body)
-        result = await sender.post(delivery.url, delivery.body, headers)
-        finished = clock()
-        step = domain.next_step(attempt, result, finished, policy, rand())
-        await deliveries.record_attempt(conn, delivery.delivery_id, attempt, result, step, finished)
-        await store.append(
-            conn,
-            [
-                store.NewEvent(
-                    event=domain.attempt_event(delivery, attempt, result, step),
-                    stream_id=f"webhook-{delivery.delivery_id}",
-                    stream_version=attempt - 1,
-                    correlation_id=delivery.job_id,
-                    project=delivery.project,
-                    causation_id=delivery.cause_event_id,
-                    occurred_at=finished,
-                )
-            ],
-        )
-    metrics.ATTEMPTS.labels(step.state).inc()
-    log.info(
-        "webhook attempt",
-        job_id=delivery.job_id,
-        delivery_id=delivery.delivery_id,
-        attempt=attempt,
-        status=result.status,
-        error=step.error,
-        state=step.state,
+        taken = await deadletters.take_retries(conn, domain.CONSUMER)
+        for letter in taken:
+            try:
+                async with conn.transaction():
+                    await _redo(conn, letter, now)
+                    await deadletters.resolve(conn, letter.id)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                await _park_again(conn, letter, exc)
+            else:
+                log.info("dead letter resolved", dead_letter_id=letter.id)
+    return len(taken)
+
+
+async def _redo(conn: asyncpg.Connection, letter: deadletters.DeadLetter, now: datetime) -> None:
+    if letter.event_id is None:
+        raise LookupError("the letter names no logged event to handle again")
+    recorded = await store.read_event(conn, letter.event_id)
+    if recorded is None:
+        raise LookupError(f"event {letter.event_id} is not in the log")
+    await record(conn, recorded.envelope(), now)
+    # Parked after its attempts could not be recorded: give it one more.
+    delivery_id = domain.delivery_id_for(str(letter.event_id))
+    if await deliveries.rearm(conn, delivery_id, now):
+        log.info("failed webhook delivery re-armed", delivery_id=delivery_id)
+
+
+async def _park_again(
+    conn: asyncpg.Connection, letter: deadletters.DeadLetter, exc: BaseException
+) -> None:
+    if letter.event_id is None:
+        await letters.park_again(conn, letter.id, describe(exc))
+        return
+    await deadletters.park(
+        conn,
+        consumer=domain.CONSUMER,
+        source=letter.source,
+        error=exc,
+        attempts=1,
+        event_id=letter.event_id,
+        position=letter.position,
     )
-    return True

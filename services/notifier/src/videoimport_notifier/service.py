@@ -1,28 +1,59 @@
-"""The notifier process: a Kafka consumer that records deliveries and a scheduler
-that sends them, until stopped."""
+"""The notifier process, until stopped:
+
+consumes videoimport.jobs (JobCompleted) → emits WebhookDelivered / WebhookDeliveryFailed
+
+- a keyed Kafka consumer records one pending delivery per ``JobCompleted``; a
+  message whose handling keeps failing (outages not counted) is parked as a
+  dead letter after ``consumer_attempts`` and its partition moves on;
+- ``webhook_concurrency`` schedulers POST due deliveries, at most
+  ``webhook_project_limit`` of one project at once;
+- a loop takes the dead letters an operator marked for retry.
+
+SIGTERM: nothing new starts; attempts in flight finish or time out
+(``webhook_timeout``), and the process is down a few seconds after that.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 import structlog
-from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
-from videoimport_eventlog.consumer import KeyedConcurrentConsumer
+from aiokafka import AIOKafkaConsumer
+from videoimport_eventlog.consumer import KeyedConcurrentConsumer, Record
+from videoimport_eventlog.faults import is_outage
+from videoimport_eventlog.loop import first_of, pause
 
-from videoimport_notifier import bootstrap, handlers
-from videoimport_notifier.domain import RetryPolicy
+from videoimport_notifier import attempts, bootstrap, handlers
+from videoimport_notifier.adapters.webhook_http import WebhookSender
 from videoimport_notifier.settings import NotifierSettings
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
+CLOSE_TIMEOUT = 5.0
+"""For leaving the consumer group and closing the pool at the very end."""
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T | None]:
+    """``(True, result)``, or ``(False, None)`` when ``stop`` came first (work cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False, None
+    return True, task.result()
 
 
 class Notifier:
@@ -33,84 +64,130 @@ class Notifier:
         """Set once tables and topic exist and the consumer is started."""
 
     async def run(self, stop: asyncio.Event) -> None:
-        settings = self.settings
-        while not stop.is_set():
-            try:
-                await bootstrap.prepare(settings)
-                break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError):
-                # e.g. the migration lost a deadlock against a live append.
-                log.exception("notifier cannot prepare the database or topic; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settings.retry_delay)
-        if stop.is_set():
+        if not await self._prepare(stop):
             return
+        settings = self.settings
         key = bootstrap.signing_key(settings)
-        policy = bootstrap.retry_policy(settings)
-        pool = await bootstrap.pool(settings)
+        slots = bootstrap.project_slots(settings)
+        started, pool = await unless_stopped(bootstrap.pool(settings), stop)
+        if not started or pool is None:
+            return
         sender = bootstrap.sender(settings)
         consumer = bootstrap.consumer(settings)
-        await sender.start()
+        attempter = attempts.Attempter(
+            pool=pool,
+            sender=sender,
+            key=key,
+            policy=bootstrap.retry_policy(settings),
+            slots=slots,
+            clock=utcnow,
+            rand=random.random,
+        )
 
-        async def handle(record: ConsumerRecord[bytes, bytes]) -> None:
-            if record.value is None:
-                return
-            if await handlers.record_delivery(pool, record.value, utcnow()):
+        async def handle(message: Record) -> None:
+            if await handlers.handle_message(pool, message, utcnow()):
                 self._due.set()
 
-        keyed = KeyedConcurrentConsumer(consumer, handle, max_in_flight=settings.max_in_flight)
+        async def give_up(message: Record, exc: BaseException, tries: int) -> None:
+            await handlers.give_up(pool, message, exc, tries)
+
+        keyed = KeyedConcurrentConsumer(
+            consumer,
+            handle,
+            max_in_flight=settings.max_in_flight,
+            policy=bootstrap.consumer_policy(settings),
+            on_give_up=give_up,
+            drain_timeout=settings.drain_timeout,
+        )
         consumer.subscribe([bootstrap.jobs_topic(settings)], listener=keyed.listener())
+        await sender.start()
+        tasks: list[asyncio.Task[None]] = []
         try:
-            await consumer.start()
+            started, _ = await unless_stopped(consumer.start(), stop)
+            if not started:
+                return
             self.prepared.set()
             consuming = asyncio.create_task(keyed.run())
-            schedulers = [
-                asyncio.create_task(self._schedule(pool, sender, key, policy, stop))
+            tasks = [consuming, asyncio.create_task(self._retry_letters(pool, stop))]
+            tasks += [
+                asyncio.create_task(self._schedule(attempter, stop))
                 for _ in range(settings.webhook_concurrency)
             ]
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait([stopped, consuming], return_when=asyncio.FIRST_COMPLETED)
-            # In-flight messages and requests finish; nothing new starts.
+            # Until SIGTERM, or the consumer fails for good (raised from here).
+            await first_of(stop.wait(), asyncio.shield(consuming))
             stop.set()
             keyed.stop()
-            await asyncio.gather(stopped, consuming, *schedulers)
+            await self._wind_down(tasks)
         finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-            await sender.close()
-            await pool.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await _close(consumer, sender, pool)
         log.info("notifier stopped")
 
-    async def _schedule(
-        self,
-        pool: asyncpg.Pool,
-        sender: handlers.Sender,
-        key: bytes | None,
-        policy: RetryPolicy,
-        stop: asyncio.Event,
-    ) -> None:
+    async def _prepare(self, stop: asyncio.Event) -> bool:
+        """Migrate and create the topic, retrying until it works or we are stopped."""
         while not stop.is_set():
             try:
-                worked = await handlers.attempt_due(
-                    pool, sender, key, policy, utcnow, random.random
+                done, _ = await unless_stopped(bootstrap.prepare(self.settings), stop)
+                return done
+            except Exception as exc:
+                # e.g. the database or Kafka is not up yet, or the migration lost
+                # a deadlock against a live append.
+                log.warning("notifier cannot prepare the database or topic; retrying", exc_info=exc)
+                await pause(stop, self.settings.retry_delay)
+        return False
+
+    async def _wind_down(self, tasks: Sequence[asyncio.Task[None]]) -> None:
+        """Let attempts in flight finish or time out; cancel whatever outlives that."""
+        settings = self.settings
+        budget = max(settings.webhook_timeout, settings.drain_timeout) + settings.shutdown_grace
+        done, late = await asyncio.wait(tasks, timeout=budget)
+        if late:
+            log.warning("cancelling work still running at shutdown", count=len(late))
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("notifier task failed", exc_info=task.exception())
+
+    async def _schedule(self, attempter: attempts.Attempter, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                worked = await attempter.attempt_due()
+            except Exception as exc:
+                # The database is away (wait for it), or something no attempt can
+                # fix: either way the row stays as it was and we pause.
+                log.warning(
+                    "webhook scheduler failed; pausing", outage=is_outage(exc), exc_info=exc
                 )
-            except Exception:
-                # The database is away, or one delivery cannot be recorded: the
-                # row stays pending and is tried again; the scheduler lives on.
-                log.exception("webhook attempt could not be recorded")
-                worked = False
-            if not worked:
+                await pause(stop, self.settings.retry_delay)
+                continue
+            if worked:
+                # A project may have dropped below its limit: idle schedulers look again.
+                self._due.set()
+            else:
                 await self._idle(stop)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Until a new delivery is recorded, a retry may be due, or we are stopped."""
-        waits = [asyncio.ensure_future(self._due.wait()), asyncio.ensure_future(stop.wait())]
-        _, pending = await asyncio.wait(
-            waits,
-            timeout=self.settings.scheduler_poll_interval,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await first_of(self._due.wait(), stop.wait(), timeout=self.settings.scheduler_poll_interval)
         self._due.clear()
+
+    async def _retry_letters(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                if await handlers.retry_dead_letters(pool, utcnow()):
+                    self._due.set()
+            except Exception as exc:
+                log.warning("dead letters could not be retried now", exc_info=exc)
+            await pause(stop, self.settings.dead_letter_poll_interval)
+
+
+async def _close(consumer: AIOKafkaConsumer, sender: WebhookSender, pool: asyncpg.Pool) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(consumer.stop(), CLOSE_TIMEOUT)
+    with contextlib.suppress(Exception):
+        await sender.close()
+    try:
+        await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+    except Exception:
+        pool.terminate()

@@ -15,12 +15,23 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
     client_id: str = "videoimport-notifier"
     max_in_flight: int = 8
     """JobCompleted messages handled at once (different jobs)."""
+    consumer_attempts: int = 5
+    """Tries of one JobCompleted (database outages not counted) before it is parked."""
+    consumer_retry_base: float = 0.5
+    consumer_retry_factor: float = 2.0
+    consumer_retry_max_delay: float = 30.0
+    consumer_retry_jitter: float = 0.2
+    drain_timeout: float = 5.0
+    """On a rebalance or stop, how long handlers of JobCompleted may still run."""
     allow_private_urls: bool = False
     webhook_secret: str = ""
     """``whsec_<base64>``; empty sends unsigned webhooks."""
     webhook_timeout: float = 10.0
     webhook_concurrency: int = 8
     """Deliveries attempted at once."""
+    webhook_project_limit: int = 2
+    """Deliveries of one project attempted at once (per instance): a project whose
+    receivers hang holds at most this many of the ``webhook_concurrency`` slots."""
     webhook_retry_base: float = 10.0
     """Seconds before the first retry; later retries wait ``factor`` times longer."""
     webhook_retry_factor: float = 3.0
@@ -30,8 +41,12 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
     """With the defaults above the last attempt is about three days after the first."""
     scheduler_poll_interval: float = 1.0
     """Longest wait before looking for due retries again."""
+    dead_letter_poll_interval: float = 5.0
+    """How often dead letters an operator marked for retry are looked for."""
     retry_delay: float = 2.0
-    """Pause before retrying start-up when the database or Kafka is unreachable."""
+    """Pause after the database or Kafka was unreachable (start-up, scheduler)."""
+    shutdown_grace: float = 3.0
+    """On SIGTERM, beyond ``webhook_timeout``, before what still runs is cancelled."""
     metrics_port: int = 0
     log_json: bool | None = None
     log_level: str = "INFO"

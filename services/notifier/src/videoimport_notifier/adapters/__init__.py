@@ -1,1 +1,2 @@
-"""The notifier's connections to the outside: deliveries table, HTTP, metrics."""
+"""The notifier's connections to the outside: deliveries and dead-letter tables, HTTP,
+metrics."""

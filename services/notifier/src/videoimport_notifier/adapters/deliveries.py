@@ -8,32 +8,12 @@ exactly as written, so every attempt sends the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 
 from videoimport_notifier.domain import AttemptResult, Delivery, Step
-
-DDL = """
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    delivery_id      text PRIMARY KEY,
-    job_id           text NOT NULL,
-    project          text NOT NULL,
-    url              text NOT NULL,
-    payload          json NOT NULL,
-    state            text NOT NULL DEFAULT 'pending',
-    attempts         integer NOT NULL DEFAULT 0,
-    next_attempt_at  timestamptz,
-    last_status      integer,
-    last_error       text,
-    cause_event_id   text NOT NULL,
-    created_at       timestamptz NOT NULL DEFAULT now(),
-    updated_at       timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_due_idx
-    ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS webhook_deliveries_job_idx ON webhook_deliveries (job_id);
-"""
 
 
 async def insert(conn: asyncpg.Connection, delivery: Delivery, due: datetime) -> bool:
@@ -54,18 +34,23 @@ async def insert(conn: asyncpg.Connection, delivery: Delivery, due: datetime) ->
     return bool(inserted)
 
 
-async def lock_next_due(conn: asyncpg.Connection, now: datetime) -> Delivery | None:
-    """The oldest due delivery, locked until the caller's transaction ends.
+async def lock_next_due(
+    conn: asyncpg.Connection, now: datetime, busy: Sequence[str] = ()
+) -> Delivery | None:
+    """The oldest due delivery of a project not in ``busy``, locked until the
+    caller's transaction ends.
 
     SKIP LOCKED lets every scheduler (in this process or another) take a
-    different one, and no two ever send the same delivery at once.
+    different one, and no two ever send the same delivery at once. ``busy``
+    are the projects already at their limit of deliveries in flight.
     """
     row = await conn.fetchrow(
         "SELECT delivery_id, job_id, project, url, payload::text AS payload, attempts,"
         " cause_event_id FROM webhook_deliveries"
-        " WHERE state = 'pending' AND next_attempt_at <= $1"
+        " WHERE state = 'pending' AND next_attempt_at <= $1 AND project <> ALL($2::text[])"
         " ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
         now,
+        list(busy),
     )
     if row is None:
         return None
@@ -87,10 +72,13 @@ async def record_attempt(
     result: AttemptResult,
     step: Step,
     now: datetime,
-) -> None:
-    await conn.execute(
+) -> bool:
+    """False when the row is no longer at attempt ``attempt - 1`` (another
+    scheduler recorded it meanwhile; only possible after the row lock was lost)."""
+    changed = await conn.fetchval(
         "UPDATE webhook_deliveries SET state = $2, attempts = $3, next_attempt_at = $4,"
-        " last_status = $5, last_error = $6, updated_at = $7 WHERE delivery_id = $1",
+        " last_status = $5, last_error = $6, updated_at = $7"
+        " WHERE delivery_id = $1 AND attempts = $3 - 1 RETURNING true",
         delivery_id,
         step.state,
         attempt,
@@ -99,3 +87,19 @@ async def record_attempt(
         step.error,
         now,
     )
+    return bool(changed)
+
+
+async def rearm(conn: asyncpg.Connection, delivery_id: str, due: datetime) -> bool:
+    """A failed delivery becomes pending again (an operator retried its dead letter).
+
+    Its attempts are kept: the next attempt is one more, recorded at the next
+    stream version. False when the delivery is not ``failed``.
+    """
+    changed = await conn.fetchval(
+        "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $2, updated_at = $2"
+        " WHERE delivery_id = $1 AND state = 'failed' RETURNING true",
+        delivery_id,
+        due,
+    )
+    return bool(changed)

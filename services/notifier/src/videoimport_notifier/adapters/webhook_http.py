@@ -2,22 +2,28 @@
 
 The address check runs in the socket factory, i.e. on the very address the
 connection is made to after DNS resolution, so a name that resolves (or
-re-resolves) to a private address is refused as well as a literal one.
-Redirects are never followed: a 3xx is a failed attempt.
+re-resolves) to a private address is refused as well as a literal one. The
+policy is the shared one (``videoimport_eventlog.addresses``). Redirects are
+never followed: a 3xx is a failed attempt.
+
+``post`` never raises for anything the receiver, the network or the URL does:
+every failure becomes an ``AttemptResult`` with a short, printable error.
 """
 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from videoimport_eventlog.addresses import address_problem
+from videoimport_eventlog.faults import describe
+from videoimport_eventlog.retry import parse_retry_after
 
-from videoimport_notifier.domain import AttemptResult, http_error, parse_retry_after
+from videoimport_notifier.domain import AttemptResult, http_error, short_error
 
 USER_AGENT = "videoimport-notifier/1"
 
@@ -26,36 +32,11 @@ class BlockedAddress(OSError):
     """The target is not a globally routable address."""
 
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    if ip in ipaddress.IPv6Network("64:ff9b::/96"):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def is_public(address: str) -> bool:
-    """Only globally routable unicast addresses (no loopback, private, link-local…)."""
-    ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        inner = _embedded_ipv4(ip)
-        if inner is not None and not is_public(str(inner)):
-            return False
-    return ip.is_global and not ip.is_multicast
-
-
 def guarded_socket_factory(allow_private: bool) -> Any:
     def factory(addr_info: tuple[Any, ...]) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
         host = str(sockaddr[0])
-        if not allow_private and not is_public(host):
+        if address_problem(host, allow_private=allow_private) is not None:
             raise BlockedAddress(errno.EACCES, f"refusing to connect to non-public address {host}")
         return socket.socket(family=family, type=type_, proto=proto)
 
@@ -70,6 +51,28 @@ def url_problem(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "invalid webhook url"
     return None
+
+
+def failure(exc: BaseException, timeout: float) -> AttemptResult:
+    """What an exception of one POST means for the delivery."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        blocked = isinstance(exc.os_error, BlockedAddress)
+        return AttemptResult(
+            error=short_error(f"connection failed: {exc.os_error}"), permanent=blocked
+        )
+    if isinstance(exc, TimeoutError):
+        return AttemptResult(error=f"no response within {timeout:g} s")
+    if isinstance(exc, aiohttp.InvalidURL | UnicodeError):
+        # Retrying cannot make the URL (or its host name, e.g. a label over
+        # 63 characters) valid.
+        return AttemptResult(
+            error=short_error(f"invalid webhook url: {describe(exc)}"), permanent=True
+        )
+    if isinstance(exc, aiohttp.ClientError):
+        return AttemptResult(error=short_error(f"request failed: {describe(exc)}"))
+    # Anything else (a parser or library surprise) is retried like a network
+    # fault; the schedule bounds how often.
+    return AttemptResult(error=short_error(f"request failed: {describe(exc)}"))
 
 
 class WebhookSender:
@@ -107,18 +110,13 @@ class WebhookSender:
                 url, data=body, headers=all_headers, allow_redirects=False
             ) as response:
                 status = response.status
-                ok = 200 <= status < 300
-                return AttemptResult(
-                    status=status,
-                    error=None if ok else http_error(status),
-                    retry_after=None
-                    if ok
-                    else parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC)),
+                if 200 <= status < 300:
+                    return AttemptResult(status=status)
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), datetime.now(UTC)
                 )
-        except aiohttp.ClientConnectorError as exc:
-            blocked = isinstance(exc.os_error, BlockedAddress)
-            return AttemptResult(error=f"connection failed: {exc.os_error}", permanent=blocked)
-        except TimeoutError:
-            return AttemptResult(error=f"no response within {self._timeout:g} s")
-        except aiohttp.ClientError as exc:
-            return AttemptResult(error=f"request failed: {exc!r}")
+                return AttemptResult(
+                    status=status, error=http_error(status), retry_after=retry_after
+                )
+        except Exception as exc:
+            return failure(exc, self._timeout)

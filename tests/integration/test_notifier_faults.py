@@ -1,0 +1,230 @@
+"""The notifier when receivers, URLs or the database misbehave: every attempt ends
+recorded (or counted), nothing raises, nothing is sent again every second."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import pytest
+from aiohttp import web
+from videoimport_devstack import StackInfo
+from videoimport_eventlog import schema
+from videoimport_events import WebhookDelivered, WebhookDeliveryFailed
+from videoimport_notifier import domain
+
+from tests.integration.test_notifier_webhooks import (
+    attempts,
+    delivery_row,
+    jobs_topic,
+    log_job_completed,
+    notifying,
+    publish,
+    settings_for,
+)
+from tests.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Scripted:
+    """An HTTP receiver answering each POST with the next scripted response."""
+
+    responses: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    seen_at: list[float] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.seen_at.append(asyncio.get_running_loop().time())
+        status, headers = self.responses.pop(0) if self.responses else (200, {})
+        return web.Response(status=status, headers=headers)
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[Scripted]:
+    rec = Scripted()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(pg_dsn)
+    await schema.migrate(connection)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def in_state(conn: asyncpg.Connection, job_id: str, state: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        row = await delivery_row(conn, job_id)
+        return row is not None and row["state"] == state
+
+    return check
+
+
+async def test_a_503_with_an_unreadable_retry_after_is_a_failed_attempt_with_normal_backoff(
+    stack: StackInfo, pg_dsn: str, topic_prefix: str, conn: asyncpg.Connection, scripted: Scripted
+) -> None:
+    # "²" passes str.isdigit() but not int(): the old parser raised ValueError and
+    # the attempt was never recorded, only sent again on every scheduler pass.
+    scripted.responses = [(503, {"Retry-After": "²"}), (200, {})]
+    settings = settings_for(stack, pg_dsn, topic_prefix, webhook_retry_base=0.5)
+    completed = await log_job_completed(conn, "jobretryafter", scripted.url)
+    async with notifying(settings):
+        await publish(stack, jobs_topic(settings), completed)
+        await eventually(in_state(conn, "jobretryafter", "delivered"), "the retry to deliver")
+
+    delivery_id = domain.delivery_id_for(str(completed.event_id))
+    failed, delivered = await attempts(conn, delivery_id)
+    assert isinstance(failed.event, WebhookDeliveryFailed)
+    assert (failed.event.attempt, failed.event.status_code, failed.event.error) == (
+        1,
+        503,
+        "HTTP 503",
+    )
+    # The normal first backoff (0.5 s here, no jitter), not "now" and not a crash.
+    assert failed.event.next_attempt_at is not None
+    wait = (failed.event.next_attempt_at - failed.occurred_at).total_seconds()
+    assert wait == pytest.approx(0.5, abs=0.01)
+    assert isinstance(delivered.event, WebhookDelivered) and delivered.event.attempt == 2
+    assert len(scripted.seen_at) == 2
+    assert scripted.seen_at[1] - scripted.seen_at[0] >= 0.45
+
+
+async def closes_mid_response(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads the request, starts a response and hangs up in the middle of a header."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("case", ["host label over 63 characters", "closed mid-response"])
+async def test_an_exception_inside_the_sender_ends_as_a_recorded_failed_attempt(
+    stack: StackInfo, pg_dsn: str, topic_prefix: str, conn: asyncpg.Connection, case: str
+) -> None:
+    settings = settings_for(stack, pg_dsn, topic_prefix)
+    server = await asyncio.start_server(closes_mid_response, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    if case == "closed mid-response":
+        url, expected = f"http://127.0.0.1:{port}/hook", ["ServerDisconnected"] * 3
+    else:
+        # aiohttp raises UnicodeError (not a ClientError) encoding such a host
+        # name, before any DNS lookup or connection.
+        url, expected = f"http://{'a' * 64}.localhost:{port}/hook", ["invalid webhook url"]
+    try:
+        completed = await log_job_completed(conn, "jobsenderexc", url)
+        async with notifying(settings):
+            await publish(stack, jobs_topic(settings), completed)
+            await eventually(in_state(conn, "jobsenderexc", "failed"), "the delivery to fail")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    delivery_id = domain.delivery_id_for(str(completed.event_id))
+    events = [e.event for e in await attempts(conn, delivery_id)]
+    assert len(events) == len(expected)  # transient: every attempt; an invalid URL: one
+    for number, (event, fragment) in enumerate(zip(events, expected, strict=True), start=1):
+        assert isinstance(event, WebhookDeliveryFailed)
+        assert (event.attempt, event.status_code) == (number, None)
+        assert fragment in event.error and event.error.isprintable()
+        assert len(event.error) <= domain.MAX_ERROR_CHARS
+    assert isinstance(events[-1], WebhookDeliveryFailed) and events[-1].next_attempt_at is None
+    row = await delivery_row(conn, "jobsenderexc")
+    assert row is not None and row["attempts"] == len(expected)
+
+
+FAULTS = {
+    # Refused by the INSERT itself: the savepoint rolls back, the row stays locked.
+    "check constraint": (
+        "ALTER TABLE events ADD CONSTRAINT refuse_attempts CHECK (stream_id <> 'webhook-{id}')",
+        "ALTER TABLE events DROP CONSTRAINT refuse_attempts",
+        "CheckViolationError",
+    ),
+    # Refused only at COMMIT: the whole transaction is lost and is counted in a new one.
+    "deferred trigger": (
+        "CREATE FUNCTION refuse_attempts() RETURNS trigger AS $$ BEGIN"
+        " IF NEW.stream_id = 'webhook-{id}' THEN RAISE EXCEPTION 'refused at commit'; END IF;"
+        " RETURN NULL; END $$ LANGUAGE plpgsql;"
+        " CREATE CONSTRAINT TRIGGER refuse_attempts AFTER INSERT ON events"
+        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_attempts()",
+        "DROP TRIGGER refuse_attempts ON events; DROP FUNCTION refuse_attempts()",
+        "RaiseError: refused at commit",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+async def test_an_attempt_that_cannot_be_recorded_backs_off_fails_and_is_parked_then_retried(
+    stack: StackInfo,
+    pg_dsn: str,
+    topic_prefix: str,
+    conn: asyncpg.Connection,
+    scripted: Scripted,
+    fault: str,
+) -> None:
+    settings = settings_for(stack, pg_dsn, topic_prefix, webhook_retry_base=0.2)
+    completed = await log_job_completed(conn, "jobunrecorded", scripted.url)
+    delivery_id = domain.delivery_id_for(str(completed.event_id))
+    # A real fault of this one delivery (not an outage): the log refuses its events.
+    install, remove, expected_error = FAULTS[fault]
+    await conn.execute(install.replace("{id}", delivery_id))
+    async with notifying(settings):
+        await publish(stack, jobs_topic(settings), completed)
+        await eventually(in_state(conn, "jobunrecorded", "failed"), "the delivery to give up")
+        # Counted and backed off (0.2 s, then 0.6 s), not sent on every pass.
+        assert len(scripted.seen_at) == 3
+        gaps = [b - a for a, b in zip(scripted.seen_at, scripted.seen_at[1:], strict=False)]
+        assert gaps[0] >= 0.15 and gaps[1] >= 0.5
+        row = await delivery_row(conn, "jobunrecorded")
+        assert row is not None
+        assert (row["attempts"], row["last_status"], row["next_attempt_at"]) == (3, 200, None)
+        assert f"could not be recorded: {expected_error}" in row["last_error"]
+        assert await attempts(conn, delivery_id) == []
+        letter = await conn.fetchrow("SELECT * FROM dead_letters")
+        assert (letter["consumer"], str(letter["event_id"]), letter["state"]) == (
+            "notifier",
+            str(completed.event_id),
+            "parked",
+        )
+        assert (letter["source"], letter["attempts"]) == (f"webhook:{delivery_id}", 3)
+        await asyncio.sleep(0.5)  # a few scheduler passes (0.05 s): still three requests
+        assert len(scripted.seen_at) == 3
+
+        # The operator removes the cause and asks for a retry: one more attempt.
+        await conn.execute(remove)
+        await conn.execute("UPDATE dead_letters SET state = 'retry' WHERE id = $1", letter["id"])
+
+        async def resolved() -> bool:
+            state = await conn.fetchval(
+                "SELECT state FROM dead_letters WHERE id = $1", letter["id"]
+            )
+            return bool(state == "resolved")
+
+        await eventually(resolved, "the dead letter to be resolved")
+        await eventually(in_state(conn, "jobunrecorded", "delivered"), "the re-armed delivery")
+
+    [event] = await attempts(conn, delivery_id)
+    assert isinstance(event.event, WebhookDelivered)
+    assert (event.event.attempt, event.stream_version) == (4, 3)
+    assert len(scripted.seen_at) == 4
+    row = await delivery_row(conn, "jobunrecorded")
+    assert row is not None and (row["attempts"], row["last_status"]) == (4, 200)
+    assert json.loads(row["payload"])["id"] == "jobunrecorded"
