@@ -50,3 +50,33 @@ def requested_job(
         for i in range(count)
     ]
     return events
+
+
+async def append_unknown_event(conn: Any, event_type: str, data: bytes, job_id: str) -> int:
+    """Append, hash-chained like any other, an event of a type this code does not know
+    (what a newer writer would log): the poison a log reader must get past."""
+    import uuid
+
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", store.APPEND_LOCK)
+        last = await conn.fetchrow(
+            "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+        )
+        position = (last["position"] if last else 0) + 1
+        previous = bytes(last["hash"]) if last else store.GENESIS_HASH
+        event_id = uuid.uuid4()
+        stream = f"future-{job_id}"
+        digest = store.chain_hash(previous, event_id, stream, 0, event_type, data)
+        await conn.execute(
+            "INSERT INTO events (position, event_id, stream_id, stream_version, event_type,"
+            " schema_version, data, project, correlation_id, occurred_at, hash)"
+            " VALUES ($1, $2, $3, 0, $4, 1, $5::json, 'acme', $6, now(), $7)",
+            position,
+            event_id,
+            stream,
+            event_type,
+            data.decode(),
+            job_id,
+            digest,
+        )
+    return position

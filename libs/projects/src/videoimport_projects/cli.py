@@ -3,6 +3,8 @@
     videoimport project create NAME [--config FILE]
     videoimport project set-config NAME --config FILE
     videoimport token create --project NAME [--scope S ...]
+    videoimport deadletters list|retry ID, videoimport republish --from POSITION
+    (see ``operations``)
 
 The database is ``--database-url``, else ``VIDEOIMPORT_DATABASE_URL``, else the
 PostgreSQL of the running local stack (``<data dir>/stack.json``, data dir from
@@ -21,10 +23,11 @@ from pathlib import Path
 
 import asyncpg
 import msgspec
+from videoimport_eventlog import schema
 
+from videoimport_projects import operations
 from videoimport_projects.config import ProjectConfig, parse_config
 from videoimport_projects.registry import (
-    DDL,
     WRITE_SCOPE,
     ProjectExists,
     UnknownProject,
@@ -33,8 +36,6 @@ from videoimport_projects.registry import (
     set_config,
 )
 
-# The advisory lock every service migrates under, so concurrent DDL never races.
-MIGRATION_LOCK = 7_110_001
 STACK_FILE = "stack.json"
 PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -107,9 +108,9 @@ async def _run(args: argparse.Namespace) -> str:
     except (OSError, asyncpg.PostgresError) as exc:
         raise CliError(f"cannot connect to the database: {exc}") from exc
     try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await conn.execute(DDL)
+        await schema.migrate(conn)
+        if args.command in ("deadletters", "republish"):
+            return await operations.run(conn, args)
         if args.command == "project" and args.action == "create":
             assert config is not None
             await create_project(conn, args.name, config)
@@ -124,6 +125,8 @@ async def _run(args: argparse.Namespace) -> str:
         raise CliError(f"project {exc} already exists") from exc
     except UnknownProject as exc:
         raise CliError(f"unknown project {exc}") from exc
+    except operations.OperationError as exc:
+        raise CliError(str(exc)) from exc
     finally:
         await conn.close()
 
@@ -135,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
         help="PostgreSQL DSN (default: VIDEOIMPORT_DATABASE_URL, else the local stack's)",
     )
     parser = argparse.ArgumentParser(
-        prog="videoimport", description="Manage projects and API tokens of the video import."
+        prog="videoimport",
+        description="Manage the video import: projects, tokens, dead letters, republishing.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -161,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help=f"scope to grant (repeatable; default {WRITE_SCOPE})",
     )
+    operations.add_commands(commands, common)
     return parser
 
 

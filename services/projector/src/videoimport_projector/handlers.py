@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-from videoimport_eventlog import store, tracking
+from videoimport_eventlog import deadletters, store, tracking
+from videoimport_eventlog.faults import is_outage
 
 from videoimport_projector import domain
 from videoimport_projector.adapters import readmodel
@@ -40,39 +41,106 @@ def completion(state: domain.JobState) -> store.NewEvent | None:
     )
 
 
+async def apply(conn: asyncpg.Connection, records: list[store.RecordedEvent]) -> int:
+    """Fold ``records`` into the read model in the caller's transaction.
+
+    Returns the number of ``JobCompleted`` events appended.
+    """
+    job_ids = {j for r in records if (j := domain.job_id_of(r.event)) is not None}
+    jobs: dict[str, domain.JobState | None] = dict.fromkeys(job_ids)
+    jobs.update(await readmodel.load_jobs(conn, job_ids))
+    changed: set[str] = set()
+    rows: dict[tuple[str, int], domain.VideoRow] = {}
+    for record in records:
+        job_id = domain.job_id_of(record.event)
+        if job_id is None:
+            continue
+        before = jobs[job_id]
+        after = domain.evolve(before, record)
+        if after is not before:
+            jobs[job_id] = after
+            changed.add(job_id)
+        row = domain.video_row(record.event)
+        if row is not None:
+            key = (row.job_id, row.idx)
+            rows[key] = domain.newer_row(rows.get(key), row)
+    states = [s for j in sorted(changed) if (s := jobs[j]) is not None]
+    await readmodel.save_jobs(conn, states)
+    await readmodel.save_videos(conn, rows.values())
+    # skip_existing: a rebuild decides every completion again; the log keeps one.
+    completions = [c for s in states if (c := completion(s)) is not None]
+    return len(await store.append(conn, completions, skip_existing=True))
+
+
 async def project_batch(conn: asyncpg.Connection, batch_size: int) -> Progress:
     async with conn.transaction():
         position = await tracking.lock_position(conn, domain.TRACKING_NAME)
         records = await store.read_after(conn, position, batch_size)
         if not records:
             return Progress(0, position, 0)
-        job_ids = {j for r in records if (j := domain.job_id_of(r.event)) is not None}
-        jobs: dict[str, domain.JobState | None] = dict.fromkeys(job_ids)
-        jobs.update(await readmodel.load_jobs(conn, job_ids))
-        changed: set[str] = set()
-        rows: dict[tuple[str, int], domain.VideoRow] = {}
-        for record in records:
-            job_id = domain.job_id_of(record.event)
-            if job_id is None:
-                continue
-            before = jobs[job_id]
-            after = domain.evolve(before, record)
-            if after is not before:
-                jobs[job_id] = after
-                changed.add(job_id)
-            row = domain.video_row(record.event)
-            if row is not None:
-                key = (row.job_id, row.idx)
-                rows[key] = domain.newer_row(rows.get(key), row)
-        states = [s for j in sorted(changed) if (s := jobs[j]) is not None]
-        await readmodel.save_jobs(conn, states)
-        await readmodel.save_videos(conn, rows.values())
-        # skip_existing: a rebuild decides every completion again; the log keeps one.
-        completions = [c for s in states if (c := completion(s)) is not None]
-        appended = await store.append(conn, completions, skip_existing=True)
+        appended = await apply(conn, records)
         last = records[-1].position
         await tracking.save_position(conn, domain.TRACKING_NAME, last)
-        return Progress(len(records), last, len(appended))
+        return Progress(len(records), last, appended)
+
+
+async def park_next(conn: asyncpg.Connection, error: BaseException, attempts: int) -> int | None:
+    """Park the event after the tracking position as a dead letter and move past it.
+
+    Returns the parked position (None when the log has nothing there).
+    """
+    async with conn.transaction():
+        position = await tracking.lock_position(conn, domain.TRACKING_NAME)
+        found = await store.next_after(conn, position)
+        if found is None:
+            return None
+        parked, event_id = found
+        await deadletters.park(
+            conn,
+            consumer=domain.TRACKING_NAME,
+            source=f"log:{parked}",
+            error=error,
+            attempts=attempts,
+            event_id=event_id,
+            position=parked,
+        )
+        await tracking.save_position(conn, domain.TRACKING_NAME, parked)
+        return parked
+
+
+async def retry_dead_letters(conn: asyncpg.Connection) -> int:
+    """Apply again the parked events an operator asked to retry; returns how many went through.
+
+    One transaction per letter: a letter that fails again is parked again with
+    the new error, and the others are not held back by it.
+    """
+    resolved = 0
+    async with conn.transaction():
+        letters = await deadletters.take_retries(conn, domain.TRACKING_NAME)
+    for letter in letters:
+        if letter.event_id is None:
+            continue
+        try:
+            async with conn.transaction():
+                record = await store.read_event(conn, letter.event_id)
+                if record is not None:
+                    await apply(conn, [record])
+                await deadletters.resolve(conn, letter.id)
+            resolved += 1
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            async with conn.transaction():
+                await deadletters.park(
+                    conn,
+                    consumer=domain.TRACKING_NAME,
+                    source=letter.source,
+                    error=exc,
+                    attempts=1,
+                    event_id=letter.event_id,
+                    position=letter.position,
+                )
+    return resolved
 
 
 async def catch_up(conn: asyncpg.Connection, batch_size: int) -> int:
@@ -92,6 +160,10 @@ async def reset(conn: asyncpg.Connection) -> None:
         await tracking.lock_position(conn, domain.TRACKING_NAME)
         await readmodel.clear(conn)
         await tracking.save_position(conn, domain.TRACKING_NAME, 0)
+
+
+async def tracked_position(conn: asyncpg.Connection) -> int:
+    return await tracking.position_of(conn, domain.TRACKING_NAME)
 
 
 async def log_head(conn: asyncpg.Connection) -> int:

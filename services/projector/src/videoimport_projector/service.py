@@ -1,12 +1,21 @@
-"""The projector process: follow the log into the status read model until stopped."""
+"""The projector process: follow the log into the status read model until stopped.
+
+consumes the event log (every job and video event) → emits JobCompleted (and the
+status read model).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
 
 import asyncpg
 import structlog
+from videoimport_eventlog.faults import is_outage
+from videoimport_eventlog.isolation import PoisonGuard
+from videoimport_eventlog.loop import first_of, pause
 from videoimport_eventlog.subscription import LogWakeup
 
 from videoimport_projector import bootstrap, handlers
@@ -17,24 +26,12 @@ log = structlog.get_logger(__name__)
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-async def pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def wait_for_append(wakeup: LogWakeup, stop: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stop.wait())]
-    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-
-
 class Projector:
     def __init__(self, settings: ProjectorSettings) -> None:
         self.settings = settings
         self.prepared = asyncio.Event()
         """Set once the tables exist and the projector follows the log."""
+        self.guard = PoisonGuard(settings.retry_policy(), settings.batch_size)
 
     async def _migrate(self) -> None:
         conn = await bootstrap.connect(self.settings)
@@ -68,7 +65,9 @@ class Projector:
         while not stop.is_set():
             try:
                 await self._follow(stop)
-            except _DB_ERRORS:
+            except Exception as exc:
+                if not is_outage(exc) and not isinstance(exc, asyncpg.PostgresError):
+                    raise
                 log.exception("projector lost its database connection")
                 await pause(stop, self.settings.retry_delay)
         log.info("projector stopped")
@@ -76,18 +75,46 @@ class Projector:
     async def _follow(self, stop: asyncio.Event) -> None:
         conn = await bootstrap.connect(self.settings)
         wakeup = LogWakeup(self.settings.poll_interval)
+        last_retry_check = 0.0
         try:
             await wakeup.start(self.settings.database_url)
-            size = self.settings.batch_size
             while not stop.is_set():
-                progress = await handlers.project_batch(conn, size)
+                if time.monotonic() - last_retry_check > self.settings.dead_letter_check_interval:
+                    last_retry_check = time.monotonic()
+                    await handlers.retry_dead_letters(conn)
+                progress = await self._step(conn, stop)
+                if progress is None:
+                    continue
                 metrics.APPLIED.inc(progress.events)
                 metrics.COMPLETED.inc(progress.completed)
                 metrics.POSITION.set(progress.position)
                 metrics.LAG.set(max(0, await handlers.log_head(conn) - progress.position))
-                if progress.events < size:
-                    await wait_for_append(wakeup, stop)
+                if progress.events < self.guard.batch_size:
+                    await first_of(wakeup.wait(), stop.wait())
         finally:
             await wakeup.close()
             with contextlib.suppress(Exception):
                 await conn.close()
+
+    async def _step(
+        self, conn: asyncpg.Connection, stop: asyncio.Event
+    ) -> handlers.Progress | None:
+        """One batch; a batch that keeps failing narrows to the event that fails, which
+        is parked as a dead letter. None after a failure (the caller loops)."""
+        position = await handlers.tracked_position(conn)
+        try:
+            progress = await handlers.project_batch(conn, self.guard.batch(position))
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            verdict = self.guard.failed(position)
+            log.warning(
+                "projecting failed", position=position, verdict=verdict, error=str(exc)[:500]
+            )
+            if verdict == "park":
+                await handlers.park_next(conn, exc, self.settings.attempts)
+            else:
+                await pause(stop, self.guard.retry_delay(random.random()))
+            return None
+        self.guard.succeeded()
+        return progress

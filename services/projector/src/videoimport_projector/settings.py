@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from videoimport_eventlog.retry import RetryPolicy
 from videoimport_eventlog.settings import from_env
 
 
@@ -12,10 +13,22 @@ class ProjectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     poll_interval: float = 1.0
     """Longest wait for new events when a NOTIFY got lost."""
     retry_delay: float = 2.0
-    """Pause after a failed batch (database unreachable) before retrying."""
+    """Pause after losing the database before connecting again."""
+    attempts: int = 5
+    """Failures of one event (other than an outage) before it is parked as a dead letter."""
+    retry_base: float = 0.5
+    retry_max_delay: float = 30.0
+    dead_letter_check_interval: float = 5.0
+    """How often to look for dead letters an operator asked to retry."""
     metrics_port: int = 0
     log_json: bool | None = None
     log_level: str = "INFO"
+
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.attempts, base=self.retry_base, max_delay=self.retry_max_delay
+        )
 
 
 def load() -> ProjectorSettings:

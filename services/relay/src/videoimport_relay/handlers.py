@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import asyncpg
-from videoimport_eventlog import kafka, store, tracking
+from videoimport_eventlog import deadletters, kafka, store, tracking
+from videoimport_eventlog.faults import is_outage
 
-from videoimport_relay.domain import TRACKING_NAME, Outgoing, acknowledged_through, outgoing
+from videoimport_relay.adapters import requests
+from videoimport_relay.domain import (
+    RECONCILE_CURSOR,
+    TRACKING_NAME,
+    Outgoing,
+    acknowledged_through,
+    due,
+    finished_through,
+    outgoing,
+)
+
+MAX_PAGES = 20
+"""Pages of open requests one reconciliation round reads at most."""
 
 
 class Producer(Protocol):
@@ -57,6 +71,109 @@ async def relay_batch(
     return len(events), saved
 
 
+async def tracked_position(conn: asyncpg.Connection) -> int:
+    return await tracking.position_of(conn, TRACKING_NAME)
+
+
 async def log_head(conn: asyncpg.Connection) -> int:
     head: int = await conn.fetchval("SELECT COALESCE(max(position), 0) FROM events")
     return head
+
+
+async def park_next(conn: asyncpg.Connection, error: BaseException, attempts: int) -> int | None:
+    """Park the event after the relay's position as a dead letter and move past it."""
+    async with conn.transaction():
+        position = await tracking.lock_position(conn, TRACKING_NAME)
+        found = await store.next_after(conn, position)
+        if found is None:
+            return None
+        parked, event_id = found
+        await deadletters.park(
+            conn,
+            consumer=TRACKING_NAME,
+            source=f"log:{parked}",
+            error=error,
+            attempts=attempts,
+            event_id=event_id,
+            position=parked,
+        )
+        await tracking.save_position(conn, TRACKING_NAME, parked)
+        return parked
+
+
+async def send_events(
+    producer: Producer, topic_prefix: str, events: list[store.RecordedEvent]
+) -> None:
+    """Publish ``events`` (out of the normal order); raises the first send error."""
+    errors = await publish(producer, messages_for(events, topic_prefix))
+    first_error = next((e for e in errors if e is not None), None)
+    if first_error is not None:
+        raise first_error
+
+
+async def retry_dead_letters(
+    conn: asyncpg.Connection, producer: Producer, topic_prefix: str
+) -> int:
+    """Publish the parked events an operator asked to retry; returns how many went out."""
+    async with conn.transaction():
+        letters = await deadletters.take_retries(conn, TRACKING_NAME)
+    sent = 0
+    for letter in letters:
+        if letter.event_id is None:
+            continue
+        try:
+            record = await store.read_event(conn, letter.event_id)
+            if record is not None:
+                await send_events(producer, topic_prefix, [record])
+            async with conn.transaction():
+                await deadletters.resolve(conn, letter.id)
+            sent += 1
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            async with conn.transaction():
+                await deadletters.park(
+                    conn,
+                    consumer=TRACKING_NAME,
+                    source=letter.source,
+                    error=exc,
+                    attempts=1,
+                    event_id=letter.event_id,
+                    position=letter.position,
+                )
+    return sent
+
+
+async def reconcile(
+    conn: asyncpg.Connection,
+    producer: Producer,
+    topic_prefix: str,
+    *,
+    after: timedelta,
+    cap: timedelta,
+    now: datetime,
+) -> int:
+    """Publish again the overdue, unfinished requests; returns how many were sent."""
+    published = await tracking.position_of(conn, TRACKING_NAME)
+    cursor = await tracking.position_of(conn, RECONCILE_CURSOR)
+    start, sent = cursor, 0
+    for _ in range(MAX_PAGES):
+        page = await requests.open_requests(conn, start, published, after)
+        if not page:
+            break
+        if cursor == start:
+            cursor = finished_through(cursor, page)
+        resend = [r for r in page if due(r, now, after, cap)]
+        if resend:
+            events = [e for r in resend if (e := await store.read_event(conn, r.event_id))]
+            await send_events(producer, topic_prefix, events)
+            async with conn.transaction():
+                await requests.mark_republished(conn, resend, now)
+            sent += len(resend)
+        start = page[-1].position
+        if len(page) < requests.PAGE:
+            break
+    async with conn.transaction():
+        await tracking.save_position(conn, RECONCILE_CURSOR, cursor)
+        await requests.forget_finished(conn, cursor)
+    return sent

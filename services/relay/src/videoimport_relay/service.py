@@ -1,13 +1,23 @@
-"""The relay process: wait to lead, then follow the log onto Kafka until stopped."""
+"""The relay process: wait to lead, then follow the log onto Kafka until stopped.
+
+consumes the event log (every event) → emits every event to its Kafka topic, and
+publishes again the requests nobody finished (reconciliation).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
 from aiokafka.errors import KafkaError
+from videoimport_eventlog.faults import is_outage
+from videoimport_eventlog.isolation import PoisonGuard
+from videoimport_eventlog.loop import first_of, pause
 from videoimport_eventlog.subscription import LogWakeup
 
 from videoimport_relay import bootstrap, handlers
@@ -20,22 +30,6 @@ _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _TRANSIENT = (*_DB_ERRORS, KafkaError)
 
 
-async def _first(*aws: asyncio.Future[object] | asyncio.Task[object]) -> None:
-    done, pending = await asyncio.wait(aws, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    for task in pending:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    for task in done:
-        task.result()
-
-
-async def pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
 class Relay:
     """Publishes the event log to Kafka; one leader at a time, the rest stand by."""
 
@@ -44,6 +38,8 @@ class Relay:
         self.is_leader = False
         self.prepared = asyncio.Event()
         """Set once tables and topics exist (then the instance leads or stands by)."""
+        self.guard = PoisonGuard(settings.retry_policy(), settings.batch_size)
+        self._last_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -94,17 +90,32 @@ class Relay:
                     await self._follow(conn, producer, wakeup, stop)
                 except _DB_ERRORS:
                     raise
-                except Exception:
+                except Exception as exc:
                     # A Kafka error: the batch was not saved and is sent again by a
                     # fresh producer (the old one may have given up on a sequence).
                     metrics.FAILED_BATCHES.inc()
-                    log.exception("publishing failed; the batch is sent again")
-                    await pause(stop, self.settings.retry_delay)
+                    log.warning("publishing failed; the batch is sent again", error=str(exc))
+                    await self._after_failure(conn, exc, stop)
                 finally:
                     with contextlib.suppress(Exception):
                         await producer.stop()
         finally:
             await wakeup.close()
+
+    async def _after_failure(
+        self, conn: asyncpg.Connection, exc: BaseException, stop: asyncio.Event
+    ) -> None:
+        """Wait out an outage; narrow in on, and park, an event that keeps failing."""
+        if is_outage(exc):
+            await pause(stop, self.settings.retry_delay)
+            return
+        position = await handlers.tracked_position(conn)
+        if self.guard.failed(position) == "park":
+            parked = await handlers.park_next(conn, exc, self.settings.attempts)
+            metrics.PARKED.inc()
+            log.error("event parked as a dead letter", position=parked, error=str(exc)[:500])
+            return
+        await pause(stop, self.guard.retry_delay(random.random()))
 
     async def _follow(
         self,
@@ -113,15 +124,47 @@ class Relay:
         wakeup: LogWakeup,
         stop: asyncio.Event,
     ) -> None:
-        size = self.settings.batch_size
         while not stop.is_set():
+            await self._housekeeping(conn, producer)
+            size = self.guard.batch(await handlers.tracked_position(conn))
             count, position = await handlers.relay_batch(
                 conn, producer, self.settings.topic_prefix, size
             )
+            if count:
+                self.guard.succeeded()
             metrics.PUBLISHED.inc(count)
             metrics.POSITION.set(position)
             metrics.LAG.set(lag(await handlers.log_head(conn), position))
             if count < size:
-                await _first(
-                    asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stop.wait())
-                )
+                await first_of(wakeup.wait(), stop.wait(), timeout=self._until_housekeeping())
+
+    def _until_housekeeping(self) -> float:
+        return max(
+            0.0, self._last_housekeeping + self.settings.reconcile_interval - time.monotonic()
+        )
+
+    async def _housekeeping(self, conn: asyncpg.Connection, producer: handlers.Producer) -> None:
+        """Every ``reconcile_interval``: dead letters to retry, overdue requests to resend."""
+        if self._until_housekeeping() > 0:
+            return
+        self._last_housekeeping = time.monotonic()
+        prefix = self.settings.topic_prefix
+        try:
+            await handlers.retry_dead_letters(conn, producer, prefix)
+            sent = await handlers.reconcile(
+                conn,
+                producer,
+                prefix,
+                after=timedelta(seconds=self.settings.reconcile_after),
+                cap=timedelta(seconds=self.settings.reconcile_max_backoff),
+                now=datetime.now(UTC),
+            )
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            # Not the fault of the event at the relay's position: do not count it there.
+            log.exception("reconciliation failed; trying again next round")
+            return
+        if sent:
+            metrics.REPUBLISHED.inc(sent)
+            log.warning("published unfinished requests again", count=sent)

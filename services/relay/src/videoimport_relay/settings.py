@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from videoimport_eventlog.retry import RetryPolicy
 from videoimport_eventlog.settings import from_env
 
 
@@ -19,10 +20,25 @@ class RelaySettings(msgspec.Struct, frozen=True, kw_only=True):
     """How often a standby instance tries to become the leader."""
     retry_delay: float = 2.0
     """Pause after a failed batch (Kafka or Postgres unreachable) before retrying."""
+    attempts: int = 5
+    """Failures of one event (other than an outage) before it is parked as a dead letter."""
+    retry_base: float = 0.5
+    retry_max_delay: float = 30.0
+    reconcile_after: float = 600.0
+    """A requested video with no result this many seconds after it was logged is
+    published again (then after 2x, 4x, … up to ``reconcile_max_backoff``)."""
+    reconcile_max_backoff: float = 6 * 3600.0
+    reconcile_interval: float = 30.0
+    """How often to look for overdue requests and for dead letters to retry."""
     client_id: str = "videoimport-relay"
     metrics_port: int = 0
     log_json: bool | None = None
     log_level: str = "INFO"
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.attempts, base=self.retry_base, max_delay=self.retry_max_delay
+        )
 
 
 def load() -> RelaySettings:
