@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import secrets
 import subprocess
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 CONTENT_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime"}
 PROJECT_CONFIG = REPO / "deploy" / "demo-project.json"
+OPEN_CONFIG = FIXTURES / "open-project.json"
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Deployment:
     topic_prefix: str
     webhook_secret: str
     services: ServiceSet
+    open_token: str = ""
 
 
 def _cli(dsn: str, *args: str) -> str:
@@ -111,8 +114,13 @@ async def client_side() -> AsyncIterator[ClientSide]:
     await runner.cleanup()
 
 
-@pytest.fixture(scope="module")
-async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
+@contextlib.asynccontextmanager
+async def deploy(
+    stack: StackInfo, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Deployment]:
+    """Every service on a fresh database, bucket and topic prefix, with projects
+    ``newsroom`` (the demo config), ``elsewhere`` (no metadata) and ``open`` (any
+    metadata); ``extra_env`` overrides service settings."""
     database = "e2e_" + secrets.token_hex(6)
     bucket = "e2e" + secrets.token_hex(6)
     admin = await asyncpg.connect(stack.postgres_dsn)
@@ -133,7 +141,10 @@ async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
     prefix = f"e2e{secrets.token_hex(4)}."
     log_dir = Path(tempfile.mkdtemp(prefix="videoimport-e2e-"))
     services = ServiceSet(
-        own_stack, log_dir, topic_prefix=prefix, extra_env={"VIDEOIMPORT_WEBHOOK_SECRET": secret}
+        own_stack,
+        log_dir,
+        topic_prefix=prefix,
+        extra_env={"VIDEOIMPORT_WEBHOOK_SECRET": secret, **(extra_env or {})},
     )
     # Started from this (the main) thread: the children are tied to the thread that
     # spawns them (PR_SET_PDEATHSIG), and a pool thread may go away before they should.
@@ -141,6 +152,7 @@ async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
     try:
         _cli(dsn, "project", "create", "newsroom", "--config", str(PROJECT_CONFIG))
         _cli(dsn, "project", "create", "elsewhere")
+        _cli(dsn, "project", "create", "open", "--config", str(OPEN_CONFIG))
         yield Deployment(
             api_url=services.api_url,
             token=_cli(dsn, "token", "create", "--project", "newsroom"),
@@ -152,6 +164,7 @@ async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
             topic_prefix=prefix,
             webhook_secret=secret,
             services=services,
+            open_token=_cli(dsn, "token", "create", "--project", "open"),
         )
         assert services.dead() == {}, "a service died during the tests"
     finally:
@@ -159,6 +172,12 @@ async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
         admin = await asyncpg.connect(stack.postgres_dsn)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def deployment(stack: StackInfo) -> AsyncIterator[Deployment]:
+    async with deploy(stack) as deployed:
+        yield deployed
 
 
 def service_logs(deployment: Deployment) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -41,8 +43,8 @@ def call(url: str, token: str, body: dict[str, Any] | None = None) -> dict[str, 
     return result
 
 
-def start(data_dir: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "VIDEOIMPORT_DEVSTACK_DIR": str(data_dir)}
+def start(data_dir: Path, **settings: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "VIDEOIMPORT_DEVSTACK_DIR": str(data_dir), **settings}
     return subprocess.Popen(
         [sys.executable, "-m", "videoimport_devstack.run"],
         stdout=subprocess.PIPE,
@@ -58,8 +60,34 @@ def stop(process: subprocess.Popen[str]) -> int:
     return process.wait(timeout=90)
 
 
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """A video host that sends one byte a second: downloads stay in flight."""
+
+    started = 0
+
+    def do_GET(self) -> None:
+        type(self).started += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        try:
+            for _ in range(120):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                time.sleep(1.0)
+        except OSError:
+            return
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
 def test_run_imports_and_a_later_run_finds_everything(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    trickle = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    trickle.daemon_threads = True
+    threading.Thread(target=trickle.serve_forever, daemon=True).start()
     process = start(data_dir)
     try:
         assert process.stdout is not None
@@ -87,10 +115,33 @@ def test_run_imports_and_a_later_run_finds_everything(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, status
             time.sleep(0.2)
         assert status["state"] == "success", status
-    finally:
-        assert stop(process) == 0
 
-    process = start(data_dir)
+        # Ten downloads that would take two minutes each are in flight...
+        slow = f"http://127.0.0.1:{trickle.server_address[1]}/slow"
+        videos = [
+            {
+                "url": f"{slow}/{i}.mp4",
+                "id": f"slow{i}",
+                "fileName": "s",
+                "metadata": {"title": "s"},
+            }
+            for i in range(10)
+        ]
+        call(api, banner["token"], {"systemName": "archive", "videos": videos})
+        deadline = time.monotonic() + 60
+        while Trickle.started < 6:
+            assert time.monotonic() < deadline, f"{Trickle.started} slow downloads started"
+            time.sleep(0.1)
+    finally:
+        # ...and SIGTERM still stops everything within 30 s.
+        began = time.monotonic()
+        assert stop(process) == 0
+        assert time.monotonic() - began < 30
+        trickle.shutdown()
+
+    # An operator's VIDEOIMPORT_* setting reaches every service: with the address
+    # guard switched on, the loopback sample URL is refused.
+    process = start(data_dir, VIDEOIMPORT_ALLOW_PRIVATE_URLS="false")
     try:
         assert process.stdout is not None
         again = read_banner(process.stdout)
@@ -102,5 +153,25 @@ def test_run_imports_and_a_later_run_finds_everything(tmp_path: Path) -> None:
             stored = response.read()
         source = (REPO / "tests" / "fixtures" / "sample.mp4").read_bytes()
         assert hashlib.sha256(stored).digest() == hashlib.sha256(source).digest()
+        guarded = call(
+            api,
+            again["token"],
+            {
+                "systemName": "archive",
+                "videos": [
+                    {
+                        "url": again["samples"],
+                        "id": "g1",
+                        "fileName": "g",
+                        "metadata": {"title": "g"},
+                    }
+                ],
+            },
+        )["id"]
+        deadline = time.monotonic() + 90
+        while not (status := call(f"{api}/status?id={guarded}", again["token"]))["finished"]:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert status["videos"][0]["code"] == "forbidden_address", status
     finally:
         assert stop(process) == 0

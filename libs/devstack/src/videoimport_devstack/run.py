@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -24,6 +26,9 @@ from .services import ServiceSet
 from .stack import LocalStack
 
 DEMO_PROJECT = "demo"
+SERVICE_STOP_SECONDS = 15.0
+STACK_STOP_SECONDS = 12.0
+"""Together under the 30 s an orchestrator gives a stopping process."""
 
 
 def _cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,6 +76,11 @@ def _webhook_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def operator_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``VIDEOIMPORT_*`` variables ``make run`` passes on to every service."""
+    return {k: v for k, v in environ.items() if k.startswith("VIDEOIMPORT_")}
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     data_dir = default_data_dir()
@@ -81,7 +91,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = LocalStack(data_dir)
+    stack = LocalStack(data_dir, stop_timeout=STACK_STOP_SECONDS)
     services: ServiceSet | None = None
     try:
         print(
@@ -94,7 +104,12 @@ def main() -> None:
             info,
             data_dir / "logs",
             api_port=ports.get("api", 8000),
-            extra_env={"VIDEOIMPORT_WEBHOOK_SECRET": _webhook_secret(data_dir)},
+            extra_env={
+                "VIDEOIMPORT_WEBHOOK_SECRET": _webhook_secret(data_dir),
+                # The operator's own settings win over the local stack's defaults,
+                # e.g. VIDEOIMPORT_ALLOW_PRIVATE_URLS=false turns the address guard on.
+                **operator_settings(os.environ),
+            },
         )
         (data_dir / "run.json").write_text(
             json.dumps({"api": services.api_port, "demo": demo_port})
@@ -123,7 +138,9 @@ def main() -> None:
     finally:
         print("stopping...", flush=True)
         if services is not None:
-            services.stop()
+            # Each service finishes or abandons its work within its own grace
+            # (the ingester's is 10 s); the whole stop stays under 30 s.
+            services.stop(timeout=SERVICE_STOP_SECONDS)
         stack.stop()
 
 
