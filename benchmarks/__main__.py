@@ -18,10 +18,10 @@ from typing import Any
 
 from videoimport_devstack import LocalStack, StackInfo
 
-from . import e2e, eventlog, transfer
+from . import e2e, eventlog, fairness, transfer
 from .common import RESULTS_FILE, Result
 
-BENCHMARKS = ("eventlog", "transfer", "e2e")
+BENCHMARKS = ("eventlog", "transfer", "e2e", "fairness")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,13 +40,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency-ms",
         type=int,
         action="append",
-        help="source latency per e2e request, one pair of runs each (default: 50 and 0)",
+        help=(
+            "source latency per request: e2e runs one pair of runs each (default: 50 and 0),"
+            " fairness uses the first (default: 50)"
+        ),
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=1000,
+        help="videos of the big project's backlog in the fairness benchmark (--quick: 200)",
     )
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a smoke run)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="results JSON file")
     args = parser.parse_args(argv)
     if args.videos < 1:
         parser.error("--videos must be at least 1")
+    if args.backlog < 1:
+        parser.error("--backlog must be at least 1")
     return args
 
 
@@ -66,6 +77,14 @@ async def run_all(
             work_dir,
             videos=20 if args.quick else args.videos,
             latencies_ms=latencies[:1] if args.quick else latencies,
+        )
+    if "fairness" in selected:
+        await fairness.run(
+            stack,
+            results,
+            work_dir,
+            backlog=min(args.backlog, 200) if args.quick else args.backlog,
+            latency_ms=args.latency_ms[0] if args.latency_ms else 50,
         )
 
 
