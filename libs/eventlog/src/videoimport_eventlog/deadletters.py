@@ -10,6 +10,7 @@ handles the logged event again and resolves the letter, or parks it again.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
@@ -17,7 +18,8 @@ import msgspec
 import structlog
 from prometheus_client import Counter
 
-from videoimport_eventlog.faults import describe
+from videoimport_eventlog import store, tracking
+from videoimport_eventlog.faults import describe, is_outage
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 """Of an undecodable message, enough to see what it was."""
@@ -66,34 +68,22 @@ async def park(
     text = text[:1000]
     eid = uuid.UUID(str(event_id)) if event_id is not None else None
     kept = payload[:MAX_PAYLOAD_BYTES] if payload is not None else None
-    if eid is not None:
-        letter_id: int = await conn.fetchval(
-            "INSERT INTO dead_letters (consumer, event_id, position, source, error, attempts,"
-            " payload) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT (consumer, event_id) WHERE event_id IS NOT NULL DO UPDATE SET"
-            " state = 'parked', error = EXCLUDED.error,"
-            " attempts = dead_letters.attempts + EXCLUDED.attempts, updated_at = now()"
-            " RETURNING id",
-            consumer,
-            eid,
-            position,
-            source,
-            text,
-            attempts,
-            kept,
-        )
-    else:
-        letter_id = await conn.fetchval(
-            "INSERT INTO dead_letters (consumer, event_id, position, source, error, attempts,"
-            " payload) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            consumer,
-            eid,
-            position,
-            source,
-            text,
-            attempts,
-            kept,
-        )
+    # A letter without an event id never conflicts (the unique index is partial).
+    letter_id: int = await conn.fetchval(
+        "INSERT INTO dead_letters (consumer, event_id, position, source, error, attempts,"
+        " payload) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (consumer, event_id) WHERE event_id IS NOT NULL DO UPDATE SET"
+        " state = 'parked', error = EXCLUDED.error,"
+        " attempts = dead_letters.attempts + EXCLUDED.attempts, updated_at = now()"
+        " RETURNING id",
+        consumer,
+        eid,
+        position,
+        source,
+        text,
+        attempts,
+        kept,
+    )
     PARKED.labels(consumer=consumer).inc()
     log.error(
         "message parked as a dead letter",
@@ -144,6 +134,76 @@ async def take_retries(
         limit,
     )
     return [_letter(r) for r in rows]
+
+
+async def repark(conn: asyncpg.Connection, letter_id: int, error: BaseException | str) -> None:
+    """A retried letter failed again: back to ``parked`` with the new error."""
+    text = error if isinstance(error, str) else describe(error)
+    await conn.execute(
+        "UPDATE dead_letters SET state = 'parked', error = $2, attempts = attempts + 1,"
+        " updated_at = now() WHERE id = $1",
+        letter_id,
+        text[:1000],
+    )
+
+
+Redo = Callable[[asyncpg.Connection, store.RecordedEvent], Awaitable[None]]
+
+
+async def retry_requested(conn: asyncpg.Connection, consumer: str, redo: Redo) -> int:
+    """Handle again, from the log, every letter of ``consumer`` marked ``retry``.
+
+    The letters stay locked while they are handled (one savepoint each): a
+    letter whose ``redo`` succeeds is resolved, one that fails is parked again
+    with the new error, and an outage raises, leaving them marked. Returns how
+    many were resolved.
+    """
+    resolved = 0
+    async with conn.transaction():
+        for letter in await take_retries(conn, consumer):
+            try:
+                async with conn.transaction():
+                    if letter.event_id is None:
+                        raise LookupError("the letter names no logged event to handle again")
+                    recorded = await store.read_event(conn, letter.event_id)
+                    if recorded is None:
+                        raise LookupError(f"event {letter.event_id} is not in the log")
+                    await redo(conn, recorded)
+                    await resolve(conn, letter.id)
+                resolved += 1
+                log.info("dead letter resolved", consumer=consumer, dead_letter_id=letter.id)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                await repark(conn, letter.id, exc)
+    return resolved
+
+
+async def park_next_in_log(
+    conn: asyncpg.Connection, reader: str, error: BaseException, attempts: int
+) -> int | None:
+    """Park the event after log reader ``reader``'s tracking position and move past it.
+
+    Reads the event undecoded (it may be of a type this code does not know).
+    Returns the parked position, None when the log has nothing there.
+    """
+    async with conn.transaction():
+        position = await tracking.lock_position(conn, reader)
+        found = await store.next_after(conn, position)
+        if found is None:
+            return None
+        parked, event_id = found
+        await park(
+            conn,
+            consumer=reader,
+            source=f"log:{parked}",
+            error=error,
+            attempts=attempts,
+            event_id=event_id,
+            position=parked,
+        )
+        await tracking.save_position(conn, reader, parked)
+        return parked
 
 
 async def resolve(conn: asyncpg.Connection, letter_id: int) -> None:

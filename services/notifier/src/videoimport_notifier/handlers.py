@@ -11,11 +11,10 @@ import msgspec
 import structlog
 from videoimport_eventlog import deadletters, kafka, store, tracking
 from videoimport_eventlog.consumer import Record, source_of
-from videoimport_eventlog.faults import describe, is_outage
 from videoimport_events import Envelope, JobCompleted
 
 from videoimport_notifier import domain
-from videoimport_notifier.adapters import deliveries, letters, metrics
+from videoimport_notifier.adapters import deliveries, metrics
 
 log = structlog.get_logger(__name__)
 
@@ -105,49 +104,19 @@ async def retry_dead_letters(pool: asyncpg.Pool, now: datetime) -> int:
 
     A letter whose event records (again) or whose failed delivery can be sent
     once more is resolved; one that fails again is parked again. Returns how
-    many letters were taken. An outage raises and leaves them marked.
+    many were resolved. An outage raises and leaves them marked.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        taken = await deadletters.take_retries(conn, domain.CONSUMER)
-        for letter in taken:
-            try:
-                async with conn.transaction():
-                    await _redo(conn, letter, now)
-                    await deadletters.resolve(conn, letter.id)
-            except Exception as exc:
-                if is_outage(exc):
-                    raise
-                await _park_again(conn, letter, exc)
-            else:
-                log.info("dead letter resolved", dead_letter_id=letter.id)
-    return len(taken)
+
+    async def redo(conn: asyncpg.Connection, recorded: store.RecordedEvent) -> None:
+        await _redo(conn, recorded, now)
+
+    async with pool.acquire() as conn:
+        return await deadletters.retry_requested(conn, domain.CONSUMER, redo)
 
 
-async def _redo(conn: asyncpg.Connection, letter: deadletters.DeadLetter, now: datetime) -> None:
-    if letter.event_id is None:
-        raise LookupError("the letter names no logged event to handle again")
-    recorded = await store.read_event(conn, letter.event_id)
-    if recorded is None:
-        raise LookupError(f"event {letter.event_id} is not in the log")
+async def _redo(conn: asyncpg.Connection, recorded: store.RecordedEvent, now: datetime) -> None:
     await record(conn, recorded.envelope(), now)
     # Parked after its attempts could not be recorded: give it one more.
-    delivery_id = domain.delivery_id_for(str(letter.event_id))
+    delivery_id = domain.delivery_id_for(str(recorded.event_id))
     if await deliveries.rearm(conn, delivery_id, now):
         log.info("failed webhook delivery re-armed", delivery_id=delivery_id)
-
-
-async def _park_again(
-    conn: asyncpg.Connection, letter: deadletters.DeadLetter, exc: BaseException
-) -> None:
-    if letter.event_id is None:
-        await letters.park_again(conn, letter.id, describe(exc))
-        return
-    await deadletters.park(
-        conn,
-        consumer=domain.CONSUMER,
-        source=letter.source,
-        error=exc,
-        attempts=1,
-        event_id=letter.event_id,
-        position=letter.position,
-    )

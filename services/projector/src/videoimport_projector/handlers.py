@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import asyncpg
 from videoimport_eventlog import deadletters, store, tracking
-from videoimport_eventlog.faults import is_outage
 
 from videoimport_projector import domain
 from videoimport_projector.adapters import readmodel
@@ -85,62 +84,17 @@ async def project_batch(conn: asyncpg.Connection, batch_size: int) -> Progress:
 
 
 async def park_next(conn: asyncpg.Connection, error: BaseException, attempts: int) -> int | None:
-    """Park the event after the tracking position as a dead letter and move past it.
-
-    Returns the parked position (None when the log has nothing there).
-    """
-    async with conn.transaction():
-        position = await tracking.lock_position(conn, domain.TRACKING_NAME)
-        found = await store.next_after(conn, position)
-        if found is None:
-            return None
-        parked, event_id = found
-        await deadletters.park(
-            conn,
-            consumer=domain.TRACKING_NAME,
-            source=f"log:{parked}",
-            error=error,
-            attempts=attempts,
-            event_id=event_id,
-            position=parked,
-        )
-        await tracking.save_position(conn, domain.TRACKING_NAME, parked)
-        return parked
+    """Park the event after the tracking position as a dead letter and move past it."""
+    return await deadletters.park_next_in_log(conn, domain.TRACKING_NAME, error, attempts)
 
 
 async def retry_dead_letters(conn: asyncpg.Connection) -> int:
-    """Apply again the parked events an operator asked to retry; returns how many went through.
+    """Apply again the parked events an operator asked to retry; returns how many went through."""
 
-    One transaction per letter: a letter that fails again is parked again with
-    the new error, and the others are not held back by it.
-    """
-    resolved = 0
-    async with conn.transaction():
-        letters = await deadletters.take_retries(conn, domain.TRACKING_NAME)
-    for letter in letters:
-        if letter.event_id is None:
-            continue
-        try:
-            async with conn.transaction():
-                record = await store.read_event(conn, letter.event_id)
-                if record is not None:
-                    await apply(conn, [record])
-                await deadletters.resolve(conn, letter.id)
-            resolved += 1
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            async with conn.transaction():
-                await deadletters.park(
-                    conn,
-                    consumer=domain.TRACKING_NAME,
-                    source=letter.source,
-                    error=exc,
-                    attempts=1,
-                    event_id=letter.event_id,
-                    position=letter.position,
-                )
-    return resolved
+    async def redo(conn: asyncpg.Connection, record: store.RecordedEvent) -> None:
+        await apply(conn, [record])
+
+    return await deadletters.retry_requested(conn, domain.TRACKING_NAME, redo)
 
 
 async def catch_up(conn: asyncpg.Connection, batch_size: int) -> int:

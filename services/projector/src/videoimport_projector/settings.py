@@ -24,7 +24,6 @@ class ProjectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool | None = None
     log_level: str = "INFO"
 
-
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             attempts=self.attempts, base=self.retry_base, max_delay=self.retry_max_delay

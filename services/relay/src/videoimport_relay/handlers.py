@@ -8,7 +8,6 @@ from typing import Protocol
 
 import asyncpg
 from videoimport_eventlog import deadletters, kafka, store, tracking
-from videoimport_eventlog.faults import is_outage
 
 from videoimport_relay.adapters import requests
 from videoimport_relay.domain import (
@@ -82,23 +81,7 @@ async def log_head(conn: asyncpg.Connection) -> int:
 
 async def park_next(conn: asyncpg.Connection, error: BaseException, attempts: int) -> int | None:
     """Park the event after the relay's position as a dead letter and move past it."""
-    async with conn.transaction():
-        position = await tracking.lock_position(conn, TRACKING_NAME)
-        found = await store.next_after(conn, position)
-        if found is None:
-            return None
-        parked, event_id = found
-        await deadletters.park(
-            conn,
-            consumer=TRACKING_NAME,
-            source=f"log:{parked}",
-            error=error,
-            attempts=attempts,
-            event_id=event_id,
-            position=parked,
-        )
-        await tracking.save_position(conn, TRACKING_NAME, parked)
-        return parked
+    return await deadletters.park_next_in_log(conn, TRACKING_NAME, error, attempts)
 
 
 async def send_events(
@@ -115,33 +98,11 @@ async def retry_dead_letters(
     conn: asyncpg.Connection, producer: Producer, topic_prefix: str
 ) -> int:
     """Publish the parked events an operator asked to retry; returns how many went out."""
-    async with conn.transaction():
-        letters = await deadletters.take_retries(conn, TRACKING_NAME)
-    sent = 0
-    for letter in letters:
-        if letter.event_id is None:
-            continue
-        try:
-            record = await store.read_event(conn, letter.event_id)
-            if record is not None:
-                await send_events(producer, topic_prefix, [record])
-            async with conn.transaction():
-                await deadletters.resolve(conn, letter.id)
-            sent += 1
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            async with conn.transaction():
-                await deadletters.park(
-                    conn,
-                    consumer=TRACKING_NAME,
-                    source=letter.source,
-                    error=exc,
-                    attempts=1,
-                    event_id=letter.event_id,
-                    position=letter.position,
-                )
-    return sent
+
+    async def redo(_: asyncpg.Connection, record: store.RecordedEvent) -> None:
+        await send_events(producer, topic_prefix, [record])
+
+    return await deadletters.retry_requested(conn, TRACKING_NAME, redo)
 
 
 async def reconcile(

@@ -182,12 +182,10 @@ async def requeue_dead_letters(conn: asyncpg.Connection) -> int:
     The letter names the logged request; queuing it is all a retry needs (a
     request that was handled meanwhile is not queued: the inbox has it).
     """
-    async with conn.transaction():
-        letters = await deadletters.take_retries(conn, CONSUMER)
-        for letter in letters:
-            if letter.event_id is not None:
-                recorded = await store.read_event(conn, letter.event_id)
-                if recorded is not None and isinstance(recorded.event, VideoImportRequested):
-                    await enqueue(conn, recorded.envelope())
-            await deadletters.resolve(conn, letter.id)
-    return len(letters)
+
+    async def redo(conn: asyncpg.Connection, recorded: store.RecordedEvent) -> None:
+        if not isinstance(recorded.event, VideoImportRequested):
+            raise TypeError(f"not a VideoImportRequested: {recorded.event_type}")
+        await enqueue(conn, recorded.envelope())
+
+    return await deadletters.retry_requested(conn, CONSUMER, redo)
