@@ -14,14 +14,18 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from videoimport_events import FAILURE_CODES, MAX_REASON_BYTES
 from videoimport_ingester.adapters.http_fetch import (
     FetchError,
+    ForbiddenAddress,
     SafeFetcher,
     SafeResolver,
     check_status,
     checked_url,
+    guarded_socket_factory,
     redirect_target,
     valid_hostname,
 )
 from yarl import URL
+
+from tests.address_corpus import FORBIDDEN, INVALID, Case, by_verdict
 
 LONG_LABEL = "a" * 64
 BAD_URLS = [
@@ -64,6 +68,44 @@ async def test_the_fetcher_turns_bad_urls_into_fetch_errors(url: str) -> None:
             async with fetcher.open(url):
                 pytest.fail("opened a bad url")
     assert caught.value.code == "invalid_url"
+
+
+def _no_socket(addr_info: tuple[object, ...]) -> socket.socket:
+    raise AssertionError(f"tried to connect to {addr_info[4]!r}")
+
+
+@pytest.mark.parametrize(
+    "case", by_verdict(FORBIDDEN, INVALID), ids=lambda case: f"{case.target} ({case.why})"
+)
+async def test_corpus_urls_are_refused_before_any_lookup_or_socket(case: Case) -> None:
+    connector = aiohttp.TCPConnector(
+        resolver=SafeResolver(allow_private=False, inner=_NoNetwork()), socket_factory=_no_socket
+    )
+    async with aiohttp.ClientSession(connector=connector) as session:
+        fetcher = SafeFetcher(session, allow_private=False, connect_timeout=1, read_timeout=1)
+        with pytest.raises(FetchError) as caught:
+            async with fetcher.open(case.url(8080)):
+                pytest.fail("opened a refused url")
+    assert (caught.value.code, caught.value.transient) == (case.verdict, False)
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "10.0.0.1", "::1", "::ffff:127.0.0.1", "fe80::1%lo", "0x7f.1"]
+)
+def test_the_socket_factory_refuses_non_public_addresses(address: str) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    info = (family, socket.SOCK_STREAM, 6, "", (address, 443))
+    with pytest.raises(ForbiddenAddress) as caught:
+        guarded_socket_factory(False)(info)
+    assert str(caught.value) == "forbidden address"  # the address goes to the log only
+    if family == socket.AF_INET:
+        guarded_socket_factory(True)(info).close()
+
+
+def test_the_socket_factory_makes_sockets_for_public_addresses() -> None:
+    # Only a socket object is made; nothing connects.
+    info = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))
+    guarded_socket_factory(False)(info).close()
 
 
 @pytest.mark.parametrize(

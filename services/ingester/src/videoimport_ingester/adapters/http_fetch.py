@@ -1,24 +1,37 @@
 """Fetch a user-supplied URL without letting it reach internal networks (SSRF).
 
-Every address the connector may connect to passes ``SafeResolver``; IP
-literals, which aiohttp never hands to a resolver, are checked before each
-request; and the peer of the opened connection is checked once more. Redirects
+The policy is the shared one (``videoimport_eventlog.addresses``), applied in
+layers: the URL's host is judged before any request (IP literals in every form a
+resolver reads, ``2130706433`` or ``0x7f.1`` too, which are then connected to
+as the dotted address that was judged; ``localhost`` names; hosts that are
+neither an address nor a name); every address a name resolves to passes
+``SafeResolver``; every socket is made by a factory that refuses a non-public
+address; and the peer of the opened connection is checked once more. Redirects
 are followed by hand (at most ``max_redirects``) so each hop goes through the
-same checks.
+same checks. A refusal's reason names the host as written, never what it
+resolved to; the resolved addresses are logged.
 """
 
 from __future__ import annotations
 
-import re
+import ipaddress
 import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
+import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
-from videoimport_eventlog.addresses import address_problem, is_public, parse_address
+from videoimport_eventlog.addresses import (
+    FORBIDDEN_ADDRESS,
+    forbidden_reason,
+    host_refusal,
+    is_public,
+    parse_address,
+)
+from videoimport_eventlog.addresses import valid_hostname as valid_hostname
 from videoimport_eventlog.retry import parse_retry_after
 from videoimport_events import FAILURE_CODES, bounded_reason
 from yarl import URL
@@ -30,9 +43,10 @@ _HEADERS: Final = {
     # The stored object must be the served bytes, not a compressed transfer form.
     "Accept-Encoding": "identity",
 }
-_LABEL: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 SHOWN_URL_CHARS: Final = 200
 """Of a URL quoted in a reason: enough to recognise it, never the whole of a huge one."""
+
+log = structlog.get_logger(__name__)
 
 
 class FetchError(Exception):
@@ -55,7 +69,11 @@ class FetchError(Exception):
 
 
 class ForbiddenAddress(Exception):
-    """Raised by the resolver; not an OSError, so aiohttp lets it through unwrapped."""
+    """Raised by the resolver and the socket factory; not an OSError, so aiohttp and
+    aiohappyeyeballs let it through unwrapped (and try no other address).
+
+    The message names the host as written (or nothing), never a resolved address.
+    """
 
 
 class SafeResolver(AbstractResolver):
@@ -72,9 +90,12 @@ class SafeResolver(AbstractResolver):
         if self._allow_private:
             return results
         allowed = [r for r in results if _public_text(r["host"])]
+        refused = sorted({r["host"] for r in results if r not in allowed})
         if not allowed:
-            found = ", ".join(sorted({r["host"] for r in results})) or "nothing"
-            raise ForbiddenAddress(f"{host} resolves to {found}, not a public address")
+            log.warning("forbidden address", host=host, resolved=refused)
+            raise ForbiddenAddress(forbidden_reason(host))
+        if refused:
+            log.info("non-public addresses dropped", host=host, resolved=refused)
         return allowed
 
     async def close(self) -> None:
@@ -86,9 +107,26 @@ def _public_text(text: str) -> bool:
     return address is not None and is_public(address)
 
 
+def guarded_socket_factory(allow_private: bool) -> Any:
+    """Makes the connector's sockets, refusing a non-public address (IP literals
+    included, which aiohttp connects to without asking the resolver)."""
+
+    def factory(addr_info: tuple[Any, ...]) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        if not allow_private and not _public_text(str(sockaddr[0])):
+            log.warning("forbidden address", address=str(sockaddr[0]))
+            raise ForbiddenAddress(FORBIDDEN_ADDRESS)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return factory
+
+
 def make_session(*, allow_private: bool) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
-        resolver=SafeResolver(allow_private=allow_private), limit=0, ttl_dns_cache=60
+        resolver=SafeResolver(allow_private=allow_private),
+        socket_factory=guarded_socket_factory(allow_private),
+        limit=0,
+        ttl_dns_cache=60,
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -166,11 +204,11 @@ class SafeFetcher:
                 url, allow_redirects=False, timeout=self._timeout, headers=_HEADERS
             )
         except ForbiddenAddress as exc:
-            raise FetchError("forbidden_address", f"forbidden address: {exc}") from exc
+            raise FetchError("forbidden_address", forbidden_reason(url.raw_host or "")) from exc
         except Exception as exc:  # aiohttp, the resolver, IDNA: all of it is the source's
             raise _transport_error(exc) from exc
         try:
-            self._check_peer(response)
+            self._check_peer(response, url)
         except FetchError:
             response.release()
             raise
@@ -181,16 +219,18 @@ class SafeFetcher:
             raise FetchError("download_failed", f"download failed: {_detail(exc)}") from exc
         return response
 
-    def _check_peer(self, response: aiohttp.ClientResponse) -> None:
-        # Defence in depth: the resolver already filtered, this sees the socket.
+    def _check_peer(self, response: aiohttp.ClientResponse, url: URL) -> None:
+        # Defence in depth: the resolver and the socket factory already refused,
+        # this sees the socket.
+        if self._allow_private:
+            return
         connection = response.connection
         transport = connection.transport if connection is not None else None
         peer = transport.get_extra_info("peername") if transport is not None else None
-        if peer is None:
+        if peer is None or _public_text(str(peer[0])):
             return
-        problem = address_problem(str(peer[0]), allow_private=self._allow_private)
-        if problem is not None:
-            raise FetchError("forbidden_address", f"forbidden address: {problem}")
+        log.warning("forbidden address", host=url.raw_host, peer=str(peer[0]))
+        raise FetchError("forbidden_address", forbidden_reason(url.raw_host or ""))
 
 
 def _opened(response: aiohttp.ClientResponse, url: URL) -> Body:
@@ -226,22 +266,15 @@ def _checked_url(url: str, *, allow_private: bool) -> URL:
     # ``host`` decodes punycode: a bad "xn--" label raises here, not in the connector.
     if parsed.scheme not in ("http", "https") or not parsed.host or not parsed.raw_host:
         raise FetchError("invalid_url", f"not an http(s) url: {shown(url)}")
-    if parse_address(parsed.raw_host) is not None:
-        problem = address_problem(parsed.raw_host, allow_private=allow_private)
-        if problem is not None:
-            raise FetchError("forbidden_address", f"forbidden address: {problem}")
-        return parsed
-    if not valid_hostname(parsed.raw_host):
-        raise FetchError("invalid_url", f"invalid host name in {shown(url)}")
+    refusal = host_refusal(parsed.raw_host, allow_private=allow_private)
+    if refusal is not None:
+        raise FetchError(refusal.code, refusal.reason)
+    address = parse_address(parsed.raw_host)
+    if isinstance(address, ipaddress.IPv4Address) and parsed.raw_host != str(address):
+        # 0x7f.1, 2130706433, 10.0.0.1.: connect to exactly the address judged,
+        # never let the resolver read the host its own way.
+        return parsed.with_host(str(address))
     return parsed
-
-
-def valid_hostname(host: str) -> bool:
-    """An ASCII (punycode) DNS name: labels of 1-63 letters, digits, ``-``, ``_``."""
-    name = host[:-1] if host.endswith(".") else host
-    if not name or len(name) > 253:
-        return False
-    return all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def shown(url: str) -> str:
