@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO, Any
@@ -153,21 +154,24 @@ def test_run_imports_and_a_later_run_finds_everything(tmp_path: Path) -> None:
             stored = response.read()
         source = (REPO / "tests" / "fixtures" / "sample.mp4").read_bytes()
         assert hashlib.sha256(stored).digest() == hashlib.sha256(source).digest()
-        guarded = call(
-            api,
-            again["token"],
-            {
-                "systemName": "archive",
-                "videos": [
-                    {
-                        "url": again["samples"],
-                        "id": "g1",
-                        "fileName": "g",
-                        "metadata": {"title": "g"},
-                    }
-                ],
-            },
-        )["id"]
+
+        def guarded_batch(url: str) -> dict[str, Any]:
+            video = {"url": url, "id": "g1", "fileName": "g", "metadata": {"title": "g"}}
+            return {"systemName": "archive", "videos": [video]}
+
+        # A loopback literal is refused at the door...
+        try:
+            call(api, again["token"], guarded_batch(again["samples"]))
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 400
+            assert json.load(refused)["error_details"] == [
+                {"field": "videos[0].url", "reason": "forbidden address"}
+            ]
+        else:
+            raise AssertionError("a loopback literal was accepted")
+        # ...and a name leading to loopback fails when the ingester would connect.
+        by_name = again["samples"].replace("127.0.0.1", "localhost")
+        guarded = call(api, again["token"], guarded_batch(by_name))["id"]
         deadline = time.monotonic() + 90
         while not (status := call(f"{api}/status?id={guarded}", again["token"]))["finished"]:
             assert time.monotonic() < deadline, status

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,21 @@ IMPORT_URL = f"/api/{VERSION}/import/videos"
 STATUS_URL = f"/api/{VERSION}/import/videos/status"
 STARTUP_SECONDS = 15.0
 
+# The shared read-model schema the projector creates (see the projector's DDL).
+STATUS_DDL = """
+CREATE TABLE IF NOT EXISTS status_jobs (
+    job_id text PRIMARY KEY, project text NOT NULL, system_name text NOT NULL,
+    state text NOT NULL, video_count int NOT NULL, started_at timestamptz NOT NULL,
+    finished_at timestamptz, success int NOT NULL DEFAULT 0, skipped int NOT NULL DEFAULT 0,
+    failed int NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS status_videos (
+    job_id text NOT NULL, idx int NOT NULL, system_name text NOT NULL, external_id text NOT NULL,
+    state text, reason text, code text, media_id text, mime_type text, storage_key text,
+    outcome text, PRIMARY KEY (job_id, idx)
+);
+"""
+
 
 @dataclass(frozen=True)
 class RunningApi:
@@ -38,7 +53,12 @@ class RunningApi:
 
 
 @asynccontextmanager
-async def running_api(database_url: str, **overrides: Any) -> AsyncIterator[RunningApi]:
+async def running_api(
+    database_url: str,
+    wrap: Callable[[Dependencies], Dependencies] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[RunningApi]:
+    """The API on a free port; ``wrap`` may swap dependencies (say, a spy) before serving."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -50,7 +70,8 @@ async def running_api(database_url: str, **overrides: Any) -> AsyncIterator[Runn
         **{"api_versions": f"{VERSION},2024-01", "retired_api_versions": "2024-01", **overrides},
     )
     try:
-        async with dependencies(settings) as deps:
+        async with dependencies(settings) as built:
+            deps = wrap(built) if wrap else built
             config = uvicorn.Config(
                 create_app(deps), log_config=None, access_log=False, lifespan="on"
             )
@@ -120,3 +141,35 @@ def assert_error_shape(body: Any, status: int) -> None:
     assert isinstance(body["error_details"], list)
     for detail in body["error_details"]:
         assert set(detail) == {"field", "reason"}, detail
+
+
+def signed_url(api: RunningApi, key: str, now: float | None = None) -> str:
+    """The link a status would give for ``key`` (minted at ``now``, default: now)."""
+    return api.deps.media_links.url(key, time.time() if now is None else now)
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def raw_request(api: RunningApi, target: str, method: str = "GET") -> RawResponse:
+    """One request with ``target`` sent byte for byte: HTTP clients normalise ``..`` away."""
+    host, _, port = api.base_url.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = await asyncio.wait_for(reader.read(), timeout=30)
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return RawResponse(status=int(status_line.split()[1]), headers=headers, body=body)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -156,26 +157,68 @@ async def test_too_large_and_non_json_bodies(api: RunningApi, token: str) -> Non
 
 
 @pytest.mark.parametrize("url", [IMPORT_URL, STATUS_URL + "?id=abc"])
-async def test_a_token_with_the_write_scope_is_required(api: RunningApi, url: str) -> None:
-    read_only = await project_with_token(api.settings.database_url, "acme", ["public-api:read"])
-
-    async def call(headers: dict[str, str]) -> tuple[int, dict[str, object], str]:
+async def test_a_token_is_required(api: RunningApi, url: str) -> None:
+    for headers in ({}, auth("vit_not-a-token"), {"Authorization": "Basic dXNlcjpwdw=="}):
         if url == IMPORT_URL:
             response = await api.http.post(url, json=batch(1), headers=headers)
         else:
             response = await api.http.get(url, headers=headers)
-        return response.status_code, response.json(), response.headers.get("www-authenticate", "")
-
-    for headers in ({}, auth("vit_not-a-token"), {"Authorization": "Basic dXNlcjpwdw=="}):
-        status, body, challenge = await call(headers)
-        assert status == 401
-        assert_error_shape(body, 401)
-        assert challenge.startswith("Bearer")
-    status, body, challenge = await call(auth(read_only))
-    assert status == 403
-    assert_error_shape(body, 403)
-    assert 'error="insufficient_scope"' in challenge
+        assert response.status_code == 401
+        assert_error_shape(response.json(), 401)
+        assert response.headers["www-authenticate"].startswith("Bearer")
     assert await event_count(api.settings.database_url) == 0
+
+
+async def test_importing_needs_the_write_scope(api: RunningApi) -> None:
+    read_only = await project_with_token(api.settings.database_url, "acme", ["public-api:read"])
+    response = await api.http.post(IMPORT_URL, json=batch(1), headers=auth(read_only))
+    assert response.status_code == 403
+    assert_error_shape(response.json(), 403)
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+    # The same token reads statuses (an unknown job is a 404, not a 403).
+    response = await api.http.get(STATUS_URL, params={"id": "abc"}, headers=auth(read_only))
+    assert response.status_code == 404
+    assert await event_count(api.settings.database_url) == 0
+
+
+PRIVATE_LITERALS = [
+    "http://127.0.0.1:8080/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::ffff:10.0.0.1]/hook",
+    "http://2130706433/hook",
+]
+
+
+@pytest.mark.parametrize("literal", PRIVATE_LITERALS)
+async def test_a_private_address_literal_is_refused_at_the_door(
+    api: RunningApi, token: str, literal: str
+) -> None:
+    body = batch(2, webhook=literal)
+    body["videos"][1]["url"] = literal
+    response = await api.http.post(IMPORT_URL, json=body, headers=auth(token))
+    assert response.status_code == 400
+    payload = response.json()
+    assert_error_shape(payload, 400)
+    assert payload["error_details"] == [
+        {"field": "webhook", "reason": "forbidden address"},
+        {"field": "videos[1].url", "reason": "forbidden address"},
+    ]
+    host = urlsplit(literal).hostname
+    assert host and host not in response.text  # the answer never echoes the address
+    assert await event_count(api.settings.database_url) == 0
+    # A name is not resolved at the door: the fetchers check where it leads on connect.
+    named = batch(1, webhook="http://localhost:8080/hook")
+    assert (await api.http.post(IMPORT_URL, json=named, headers=auth(token))).status_code == 200
+
+
+async def test_private_literals_are_accepted_when_allowed(pg_dsn: str) -> None:
+    async with running_api(pg_dsn, allow_private_urls=True) as api:
+        token = await project_with_token(pg_dsn, "acme")
+        for literal in PRIVATE_LITERALS:
+            body = batch(1, webhook=literal)
+            body["videos"][0]["url"] = literal
+            response = await api.http.post(IMPORT_URL, json=body, headers=auth(token))
+            assert response.status_code == 200, response.text
 
 
 async def test_unknown_and_retired_versions(api: RunningApi, token: str) -> None:
@@ -240,17 +283,32 @@ async def test_concurrent_first_uses_of_a_key_make_one_job(api: RunningApi, toke
     assert await event_count(api.settings.database_url) == 4
 
 
-async def test_health_and_metrics(api: RunningApi, token: str) -> None:
-    health = await api.http.get("/health")
-    assert (health.status_code, health.json()) == (200, {"status": "ok"})
-    await api.http.post(IMPORT_URL, json=batch(2), headers=auth(token))
-    await api.http.post(IMPORT_URL, json={}, headers=auth(token))
-    metrics = await api.http.get("/metrics")
-    assert metrics.status_code == 200
-    assert metrics.headers["content-type"].startswith("text/plain")
+async def test_request_metrics_are_not_on_the_api_port_by_default(
+    api: RunningApi, token: str
+) -> None:
+    assert (await api.http.get("/health")).json() == {"status": "ok"}
+    response = await api.http.get("/metrics")
+    assert response.status_code == 404
+    assert_error_shape(response.json(), 404)
+
+
+async def test_metrics_on_the_api_port_when_asked_for(pg_dsn: str) -> None:
+    async with running_api(pg_dsn, public_metrics=True) as api:
+        token = await project_with_token(pg_dsn, "acme")
+        health = await api.http.get("/health")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        await api.http.post(IMPORT_URL, json=batch(2), headers=auth(token))
+        await api.http.post(IMPORT_URL, json={}, headers=auth(token))
+        metrics = await api.http.get("/metrics")
+        assert metrics.status_code == 200
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert_request_counts(metrics.text)
+
+
+def assert_request_counts(text: str) -> None:
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(metrics.text)
+        for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
     route = "/api/{api_version}/import/videos"

@@ -66,3 +66,36 @@ async def test_the_service_runs_from_env_and_exits_0_on_sigterm(pg_dsn: str) -> 
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=DEADLINE_SECONDS)
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert b'"event": "import requested"' in stderr
+    # Without a signing key it makes one up, and says what that costs.
+    assert b"VIDEOIMPORT_MEDIA_SIGNING_KEY is not set" in stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "complaint"),
+    [
+        ("VIDEOIMPORT_MEDIA_SIGNING_KEY", "c2hvcnQ=", b"media_signing_key must be at least 32"),
+        ("VIDEOIMPORT_MEDIA_SIGNING_KEY", "not a key!", b"media_signing_key must be base64 or hex"),
+        ("VIDEOIMPORT_MEDIA_LINK_TTL", "0", b"media_link_ttl must be a positive"),
+    ],
+)
+async def test_a_weak_signing_key_or_no_ttl_is_refused_at_start(
+    pg_dsn: str, setting: str, value: str, complaint: bytes
+) -> None:
+    env = {
+        **os.environ,
+        "VIDEOIMPORT_DATABASE_URL": pg_dsn,
+        "VIDEOIMPORT_PORT": str(free_port()),
+        setting: value,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "videoimport_api",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=DEADLINE_SECONDS)
+    assert process.returncode != 0
+    assert complaint in stderr, stderr.decode()[-2000:]
+    assert value.encode() not in stderr or setting.endswith("TTL")  # the key is never echoed

@@ -7,14 +7,19 @@ path (projector fed by the log).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
 
 from .api_harness import (
     IMPORT_URL,
+    STATUS_DDL,
     STATUS_URL,
     RunningApi,
     assert_error_shape,
@@ -28,21 +33,6 @@ pytestmark = pytest.mark.integration
 
 MEDIA_BASE = "https://media.example.com/media"
 
-# The shared read-model schema the projector creates (see the projector's DDL).
-STATUS_DDL = """
-CREATE TABLE IF NOT EXISTS status_jobs (
-    job_id text PRIMARY KEY, project text NOT NULL, system_name text NOT NULL,
-    state text NOT NULL, video_count int NOT NULL, started_at timestamptz NOT NULL,
-    finished_at timestamptz, success int NOT NULL DEFAULT 0, skipped int NOT NULL DEFAULT 0,
-    failed int NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS status_videos (
-    job_id text NOT NULL, idx int NOT NULL, system_name text NOT NULL, external_id text NOT NULL,
-    state text, reason text, code text, media_id text, mime_type text, storage_key text,
-    outcome text, PRIMARY KEY (job_id, idx)
-);
-"""
-
 
 @pytest.fixture
 async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
@@ -53,6 +43,19 @@ async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
 @pytest.fixture
 async def token(api: RunningApi) -> str:
     return await project_with_token(api.settings.database_url, "acme")
+
+
+def signed_link(api: RunningApi, url: str, minted_after: int) -> str:
+    """The link without its query, after checking the query signs it for one TTL."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert set(query) == {"expires", "signature"}, url
+    [expires], [sig] = query["expires"], query["signature"]
+    ttl = api.settings.media_link_ttl
+    assert minted_after + ttl <= int(expires) <= int(time.time()) + ttl
+    key = parts.path.removeprefix(urlsplit(MEDIA_BASE).path + "/")
+    assert api.deps.media_links.problem(key, expires, sig, time.time()) is None
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 async def submit(api: RunningApi, token: str, count: int = 2) -> str:
@@ -148,9 +151,15 @@ async def test_a_finished_job_is_rendered_in_the_seed_shape(api: RunningApi, tok
         )  # fmt: skip
     finally:
         await conn.close()
+    before = int(time.time())
     response = await api.http.get(STATUS_URL, params={"id": job_id}, headers=auth(token))
     assert response.status_code == 200
-    assert response.json() == {
+    document = response.json()
+    links = [
+        signed_link(api, v["video"].pop("originalUrl"), before) for v in document["videos"][:2]
+    ]
+    assert links == [f"{MEDIA_BASE}/acme/m0/e0.mp4", f"{MEDIA_BASE}/acme/m1/e1.webm"]
+    assert document == {
         "finished": True,
         "state": "success",
         "id": job_id,
@@ -162,11 +171,7 @@ async def test_a_finished_job_is_rendered_in_the_seed_shape(api: RunningApi, tok
                 "state": "success",
                 "systemName": "archive",
                 "externalId": "ext-0",
-                "video": {
-                    "mediaId": "m0",
-                    "originalUrl": f"{MEDIA_BASE}/acme/m0/e0.mp4",
-                    "mimeType": "video/mp4",
-                },
+                "video": {"mediaId": "m0", "mimeType": "video/mp4"},
             },
             {
                 "state": "skipped",
@@ -174,11 +179,7 @@ async def test_a_finished_job_is_rendered_in_the_seed_shape(api: RunningApi, tok
                 "code": "already_exists",
                 "systemName": "archive",
                 "externalId": "ext-1",
-                "video": {
-                    "mediaId": "m1",
-                    "originalUrl": f"{MEDIA_BASE}/acme/m1/e1.webm",
-                    "mimeType": "video/webm",
-                },
+                "video": {"mediaId": "m1", "mimeType": "video/webm"},
             },
             {
                 "state": "failed",
@@ -225,3 +226,59 @@ async def test_the_id_parameter_is_required(api: RunningApi, token: str) -> None
         assert response.status_code == 400
         assert_error_shape(response.json(), 400)
         assert response.json()["error_details"][0]["field"] == "id"
+
+
+async def test_a_read_scope_token_reads_the_status_but_cannot_import(
+    api: RunningApi, token: str
+) -> None:
+    job_id = await submit(api, token, count=1)
+    reader = await project_with_token(api.settings.database_url, "acme", ["public-api:read"])
+    response = await api.http.get(STATUS_URL, params={"id": job_id}, headers=auth(reader))
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == job_id
+
+    denied = await api.http.post(IMPORT_URL, json=batch(1), headers=auth(reader))
+    assert denied.status_code == 403
+    assert_error_shape(denied.json(), 403)
+    assert 'scope="public-api:write"' in denied.headers["www-authenticate"]
+
+    # A token with neither scope reads nothing; a read token of another project neither.
+    neither = await project_with_token(api.settings.database_url, "acme", ["public-api:admin"])
+    response = await api.http.get(STATUS_URL, params={"id": job_id}, headers=auth(neither))
+    assert response.status_code == 403
+    challenge = response.headers["www-authenticate"]
+    assert 'scope="public-api:read public-api:write"' in challenge
+    stranger = await project_with_token(api.settings.database_url, "other", ["public-api:read"])
+    response = await api.http.get(STATUS_URL, params={"id": job_id}, headers=auth(stranger))
+    assert response.status_code == 404
+
+
+async def test_every_status_call_mints_fresh_links(api: RunningApi, token: str) -> None:
+    job_id = await submit(api, token, count=1)
+    conn = await asyncpg.connect(api.settings.database_url)
+    try:
+        await conn.execute(STATUS_DDL)
+        await conn.execute(
+            "INSERT INTO status_jobs VALUES ($1, 'acme', 'archive', 'success', 1, now(), now(),"
+            " 1, 0, 0)",
+            job_id,
+        )
+        await conn.execute(
+            "INSERT INTO status_videos VALUES ($1, 0, 'archive', 'ext-0', 'success', NULL, NULL,"
+            " 'm0', 'video/mp4', 'acme/m0/e0.mp4', 'created')",
+            job_id,
+        )
+    finally:
+        await conn.close()
+
+    async def link() -> Any:
+        response = await api.http.get(STATUS_URL, params={"id": job_id}, headers=auth(token))
+        return response.json()["videos"][0]["video"]["originalUrl"]
+
+    first = await link()
+    expires = int(parse_qs(urlsplit(first).query)["expires"][0])
+    # Into the next second, so the next link expires later.
+    await asyncio.sleep(max(0.0, expires - api.settings.media_link_ttl + 1.01 - time.time()))
+    second = await link()
+    assert int(parse_qs(urlsplit(second).query)["expires"][0]) > expires
+    assert second != first

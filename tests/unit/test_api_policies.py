@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from videoimport_api.app import check_json_content_type
 from videoimport_api.domain import idempotency
-from videoimport_api.domain.auth import bearer_token, require_scope
+from videoimport_api.domain.auth import READ_SCOPE, bearer_token, require_scope
 from videoimport_api.domain.errors import ApiError
 from videoimport_api.domain.ids import ALPHABET, JOB_ID_LENGTH, new_job_id
 from videoimport_api.domain.validation import ImportCommand, VideoSpec
 from videoimport_api.domain.versions import version_status
+from videoimport_api.handlers import IMPORT_SCOPES, STATUS_SCOPES
 from videoimport_api.settings import ApiSettings
+from videoimport_projects import WRITE_SCOPE
 
 
 def test_versions_are_supported_retired_or_unknown() -> None:
@@ -49,6 +51,25 @@ def test_a_missing_scope_is_403() -> None:
     with pytest.raises(ApiError) as caught:
         require_scope(frozenset({"public-api:read"}), "public-api:write")
     assert caught.value.status == 403
+
+
+def test_status_reads_with_read_or_write_and_imports_need_write() -> None:
+    assert READ_SCOPE == "public-api:read"
+    assert (IMPORT_SCOPES, STATUS_SCOPES) == ((WRITE_SCOPE,), (READ_SCOPE, WRITE_SCOPE))
+    for granted in ({READ_SCOPE}, {WRITE_SCOPE}, {READ_SCOPE, WRITE_SCOPE, "other"}):
+        require_scope(frozenset(granted), *STATUS_SCOPES)
+    require_scope(frozenset({WRITE_SCOPE}), *IMPORT_SCOPES)
+    for granted, accepted in (
+        ({READ_SCOPE}, IMPORT_SCOPES),
+        (set(), STATUS_SCOPES),
+        ({"public-api:admin", "read"}, STATUS_SCOPES),
+    ):
+        with pytest.raises(ApiError) as caught:
+            require_scope(frozenset(granted), *accepted)
+        assert caught.value.status == 403
+        assert caught.value.details[0].field == "Authorization"
+        challenge = caught.value.headers["www-authenticate"]
+        assert challenge == f'Bearer error="insufficient_scope", scope="{" ".join(accepted)}"'
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,12 @@ from videoimport_api.domain.status import (
 )
 
 BASE = "https://media.example.com/media"
+
+
+def link(key: str) -> str:
+    return original_url(BASE, key)
+
+
 STARTED = datetime(2020, 1, 1, 13, 45, 12, 987654, tzinfo=UTC)
 FINISHED = datetime(2020, 1, 1, 13, 47, 1, tzinfo=UTC)
 
@@ -28,7 +34,7 @@ def test_a_started_job_has_the_seed_shape_plus_progress() -> None:
     job = JobRow(
         job_id="243kdc", state="started", video_count=3, started_at=STARTED, success=1, failed=1
     )
-    document = render_status(job, [], BASE)
+    document = render_status(job, [], link)
     assert document == {
         "finished": False,
         "state": "started",
@@ -83,7 +89,7 @@ def test_a_finished_job_lists_every_video_in_request_order() -> None:
             storage_key="p/jjiwhsf23wer/e2.webm",
         ),
     ]
-    document = render_status(job, videos, BASE)
+    document = render_status(job, videos, link)
     assert document == {
         "finished": True,
         "state": "success",
@@ -144,7 +150,7 @@ def test_a_failed_job_is_finished_with_state_failed() -> None:
         reason="metadata.title: required",
         code="invalid_metadata",
     )
-    document = render_status(job, [video], BASE)
+    document = render_status(job, [video], link)
     assert (document["finished"], document["state"], document["id"]) == (
         True,
         "failed",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -15,6 +16,7 @@ from videoimport_eventlog import schema
 
 from videoimport_api.adapters.s3 import MediaStore
 from videoimport_api.app import create_app
+from videoimport_api.domain.media_links import MIN_SECRET_BYTES, MediaLinks
 from videoimport_api.handlers import Dependencies
 from videoimport_api.metrics import ApiMetrics
 from videoimport_api.settings import ApiSettings
@@ -25,6 +27,19 @@ log = structlog.get_logger("videoimport_api")
 async def migrate(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await schema.migrate(conn)
+
+
+def signing_secret(settings: ApiSettings) -> bytes:
+    """The configured media signing key, or (unset) a random one for this process."""
+    secret = settings.media_signing_secret
+    if secret is None:
+        log.warning(
+            "VIDEOIMPORT_MEDIA_SIGNING_KEY is not set: media links are signed with a random"
+            " key and stop working when the API restarts; production must set it (the same"
+            " on every instance)"
+        )
+        secret = secrets.token_bytes(MIN_SECRET_BYTES)
+    return secret
 
 
 @contextlib.asynccontextmanager
@@ -50,15 +65,29 @@ async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
             media = MediaStore(client, settings.s3_bucket)
         else:
             log.warning("no S3 bucket configured: /media answers 404")
+        metrics = ApiMetrics()
+        if settings.metrics_port:
+            server, _ = start_http_server(
+                settings.metrics_port, addr=settings.host, registry=metrics.registry
+            )
+            stack.callback(server.server_close)
+            stack.push_async_callback(asyncio.to_thread, server.shutdown)  # blocks up to 0.5 s
+        links = MediaLinks(
+            secret=signing_secret(settings),
+            ttl_seconds=settings.media_link_ttl,
+            base_url=settings.resolved_media_base_url,
+        )
         yield Dependencies(
             pool=pool,
             media=media,
-            media_base_url=settings.resolved_media_base_url,
+            media_links=links,
             supported_versions=settings.supported_versions,
             retired_versions=settings.retired_versions,
             max_batch=settings.max_batch,
             max_body_bytes=settings.max_body_bytes,
-            metrics=ApiMetrics(),
+            metrics=metrics,
+            allow_private_urls=settings.allow_private_urls,
+            public_metrics=settings.public_metrics,
         )
 
 
@@ -71,8 +100,6 @@ class SignalFreeServer(uvicorn.Server):
 
 async def serve(settings: ApiSettings, stop: asyncio.Event) -> None:
     async with dependencies(settings) as deps:
-        if settings.metrics_port:
-            start_http_server(settings.metrics_port, registry=deps.metrics.registry)
         config = uvicorn.Config(
             create_app(deps),
             host=settings.host,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +23,10 @@ from videoimport_projects import WRITE_SCOPE, TokenGrant, grant_for
 from videoimport_api.adapters import postgres
 from videoimport_api.adapters.s3 import MediaStore
 from videoimport_api.domain import idempotency
-from videoimport_api.domain.auth import bearer_token, require_scope, unauthorized
+from videoimport_api.domain.auth import READ_SCOPE, bearer_token, require_scope, unauthorized
 from videoimport_api.domain.errors import ApiError, FieldError
 from videoimport_api.domain.ids import new_job_id
+from videoimport_api.domain.media_links import MediaLinks
 from videoimport_api.domain.status import render_started, render_status
 from videoimport_api.domain.validation import ImportCommand, Invalid, parse_import_request
 from videoimport_api.domain.versions import version_status
@@ -34,18 +37,23 @@ log = structlog.get_logger("videoimport_api")
 # A fresh random id colliding even once is all but impossible; more is a bug.
 JOB_ID_ATTEMPTS = 3
 HEALTH_TIMEOUT_SECONDS = 5.0
+IMPORT_SCOPES = (WRITE_SCOPE,)
+STATUS_SCOPES = (READ_SCOPE, WRITE_SCOPE)
 
 
 @dataclass(frozen=True)
 class Dependencies:
     pool: asyncpg.Pool
     media: MediaStore | None
-    media_base_url: str
+    media_links: MediaLinks
     supported_versions: frozenset[str]
     retired_versions: frozenset[str]
     max_batch: int
     max_body_bytes: int
     metrics: ApiMetrics
+    allow_private_urls: bool = False
+    public_metrics: bool = False
+    health_timeout: float = HEALTH_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -70,13 +78,16 @@ def check_version(deps: Dependencies, api_version: str) -> None:
         )
 
 
-async def authorize(deps: Dependencies, authorization: str | None) -> TokenGrant:
+async def authorize(
+    deps: Dependencies, authorization: str | None, scopes: tuple[str, ...]
+) -> TokenGrant:
+    """The grant of the bearer token, which must hold one of ``scopes`` (401, 403)."""
     token = bearer_token(authorization)
     async with deps.pool.acquire() as conn:
         grant = await grant_for(conn, token)
     if grant is None:
-        raise unauthorized("unknown or revoked token")
-    require_scope(grant.scopes, WRITE_SCOPE)
+        raise unauthorized("unknown, revoked or expired token")
+    require_scope(grant.scopes, *scopes)
     return grant
 
 
@@ -131,7 +142,9 @@ def import_events(
 
 
 def parse_body(deps: Dependencies, body: bytes) -> ImportCommand:
-    parsed = parse_import_request(body, max_batch=deps.max_batch)
+    parsed = parse_import_request(
+        body, max_batch=deps.max_batch, allow_private=deps.allow_private_urls
+    )
     if isinstance(parsed, Invalid):
         raise ApiError(400, _summary(parsed.errors), parsed.errors)
     return parsed
@@ -215,7 +228,8 @@ async def job_status(deps: Dependencies, grant: TokenGrant, job_id: str) -> dict
         projected = await postgres.projected_status(conn, grant.project, job_id)
         if projected is not None:
             job, videos = projected
-            return render_status(job, videos, deps.media_base_url)
+            now = time.time()  # every status mints fresh links
+            return render_status(job, videos, lambda key: deps.media_links.url(key, now))
         # Accepted but not projected yet: the log already knows the job has started.
         requested = await postgres.requested_job(conn, grant.project, job_id)
     if requested is None:
@@ -223,7 +237,9 @@ async def job_status(deps: Dependencies, grant: TokenGrant, job_id: str) -> dict
     return render_started(requested)
 
 
-async def healthy(deps: Dependencies) -> None:
-    # Bounded, so a probe answers "unhealthy" instead of hanging when every connection is stuck.
-    async with deps.pool.acquire(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
-        await postgres.ping(conn)
+async def ready(deps: Dependencies) -> None:
+    """Raises unless the database answers within ``health_timeout``."""
+    # Bounded, so a probe answers "unavailable" instead of hanging on a stuck pool or query.
+    async with asyncio.timeout(deps.health_timeout):
+        async with deps.pool.acquire() as conn:
+            await postgres.ping(conn)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import msgspec
 from videoimport_eventlog.settings import from_env
 
+from videoimport_api.domain.media_links import parse_secret
+
 # A video entry with generous metadata stays well below this; it bounds memory per request.
 BYTES_PER_VIDEO = 16 * 1024
+MAX_MEDIA_LINK_TTL = 365 * 24 * 3600
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -18,14 +21,40 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_batch: int = 1000
     media_base_url: str = ""
     """Prefix of ``originalUrl``; defaults to this server's own ``/media`` route."""
+    media_signing_key: str = ""
+    """HMAC key of media links (hex or base64, >= 32 bytes); empty: a random one per start."""
+    media_link_ttl: int = 24 * 3600
+    """Seconds a media link in a status stays valid."""
+    allow_private_urls: bool = False
+    """Accept IP literals of non-public addresses in ``url`` and ``webhook``."""
     s3_endpoint: str = ""
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_bucket: str = ""
     s3_region: str = "us-east-1"
     metrics_port: int = 0
+    """Prometheus on a listener of its own (on ``host``); 0: none."""
+    public_metrics: bool = False
+    """Also serve ``/metrics`` on the API port."""
     log_json: bool | None = None
     db_pool_size: int = 10
+
+    def __post_init__(self) -> None:
+        # Raised as a configuration error by ``from_env``: the API does not start.
+        if not 0 < self.media_link_ttl <= MAX_MEDIA_LINK_TTL:
+            raise ValueError(
+                f"media_link_ttl must be a positive number of seconds, at most {MAX_MEDIA_LINK_TTL}"
+            )
+        if self.media_signing_key:
+            try:
+                parse_secret(self.media_signing_key)
+            except ValueError as exc:
+                raise ValueError(f"media_signing_key {exc}") from None
+
+    @property
+    def media_signing_secret(self) -> bytes | None:
+        """The configured signing key, None when unset."""
+        return parse_secret(self.media_signing_key) if self.media_signing_key else None
 
     @property
     def supported_versions(self) -> frozenset[str]:

@@ -1,8 +1,16 @@
-"""Bearer tokens and scopes."""
+"""Bearer tokens and scopes.
+
+Reading a job's status needs ``public-api:read`` or ``public-api:write``;
+recording a job needs ``public-api:write``.
+"""
 
 from __future__ import annotations
 
+from typing import Final
+
 from videoimport_api.domain.errors import ApiError, FieldError
+
+READ_SCOPE: Final = "public-api:read"
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -24,11 +32,15 @@ def unauthorized(reason: str) -> ApiError:
     )
 
 
-def require_scope(scopes: frozenset[str], scope: str) -> None:
-    if scope not in scopes:
-        raise ApiError(
-            403,
-            f"the access token lacks the scope {scope}",
-            [FieldError("Authorization", f"scope {scope} required")],
-            {"www-authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
-        )
+def require_scope(scopes: frozenset[str], scope: str, *alternatives: str) -> None:
+    """403 unless the token has ``scope`` or one of the ``alternatives``."""
+    accepted = (scope, *alternatives)
+    if not scopes.isdisjoint(accepted):
+        return
+    named = " or ".join(accepted)
+    raise ApiError(
+        403,
+        f"the access token lacks the scope {named}",
+        [FieldError("Authorization", f"scope {named} required")],
+        {"www-authenticate": f'Bearer error="insufficient_scope", scope="{" ".join(accepted)}"'},
+    )

@@ -6,6 +6,7 @@ job's ``ImportRequested`` event); this module only renders them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -13,6 +14,9 @@ from urllib.parse import quote
 import msgspec
 
 STARTED = "started"
+
+Link = Callable[[str], str]
+"""Turns a storage key into the URL a client may fetch it from (signed, expiring)."""
 
 
 class JobRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,7 +72,7 @@ def render_started(job: JobRow) -> dict[str, Any]:
     }
 
 
-def render_video(video: VideoRow, media_base_url: str) -> dict[str, Any]:
+def render_video(video: VideoRow, link: Link) -> dict[str, Any]:
     identity = {"systemName": video.system_name, "externalId": video.external_id}
     if video.state in ("success", "skipped"):
         rendered: dict[str, Any] = {"state": video.state}
@@ -78,11 +82,7 @@ def render_video(video: VideoRow, media_base_url: str) -> dict[str, Any]:
         rendered.update(identity)
         rendered["video"] = {
             "mediaId": video.media_id,
-            "originalUrl": (
-                None
-                if video.storage_key is None
-                else original_url(media_base_url, video.storage_key)
-            ),
+            "originalUrl": None if video.storage_key is None else link(video.storage_key),
             "mimeType": video.mime_type,
         }
         return rendered
@@ -97,7 +97,7 @@ def render_video(video: VideoRow, media_base_url: str) -> dict[str, Any]:
     }
 
 
-def render_status(job: JobRow, videos: list[VideoRow], media_base_url: str) -> dict[str, Any]:
+def render_status(job: JobRow, videos: list[VideoRow], link: Link) -> dict[str, Any]:
     if job.state == STARTED:
         return render_started(job)
     document: dict[str, Any] = {
@@ -110,5 +110,5 @@ def render_status(job: JobRow, videos: list[VideoRow], media_base_url: str) -> d
         document["finishedAt"] = timestamp(job.finished_at)
     document["overview"] = _counts(job)
     ordered = sorted(videos, key=lambda v: v.idx)
-    document["videos"] = [render_video(v, media_base_url) for v in ordered]
+    document["videos"] = [render_video(v, link) for v in ordered]
     return document

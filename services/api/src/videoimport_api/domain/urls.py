@@ -3,23 +3,35 @@
 Hosts must be IP literals (IPv4, bracketed IPv6) or DNS names: labels of 1 to 63
 characters, at most 253 in all. ASCII labels are letters, digits, '-' (not first
 or last) and '_' (seen in real hosts); 'xn--' labels and Unicode labels must be
-valid IDNA 2008. Whether an address may be fetched is decided by the ingester.
+valid IDNA 2008.
+
+A host that is an IP literal must be a public address (``forbidden_literal``) unless
+private URLs are allowed; names are not resolved here; the fetchers check every
+address they connect to.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from typing import Final
 from urllib.parse import urlsplit
 
 import idna
+from videoimport_eventlog.addresses import is_public, parse_address
 
 from videoimport_api.domain.json_limits import identity_problem, shown
 
 MAX_HOST: Final = 253
 MAX_LABEL: Final = 63
 _ASCII_LABEL: Final = re.compile(r"[a-z0-9_-]+", re.ASCII)
+FORBIDDEN_ADDRESS: Final = "forbidden address"
+# What resolvers (inet_aton) and browsers (WHATWG URL) read as IPv4: 1 to 4 parts,
+# each decimal, octal (leading 0) or hex (0x): 127.1, 2130706433, 0x7f.0.0.1.
+_NUMERIC_HOST: Final = re.compile(
+    r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}\.?", re.ASCII
+)
 
 
 def url_problem(value: str) -> str | None:
@@ -97,3 +109,22 @@ def _label_problem(label: str) -> str | None:
     if len(encoded) > MAX_LABEL:
         return f"label '{shown(label)}' is {len(encoded)} characters as IDNA, more than {MAX_LABEL}"
     return None
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` names literally (in any form a resolver reads as an
+    address, not only dotted quads), or None for a name."""
+    address = parse_address(host)
+    if address is not None or not _NUMERIC_HOST.fullmatch(host):
+        return address
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+    except OSError:
+        return None
+
+
+def forbidden_literal(url: str) -> bool:
+    """Whether ``url`` (valid per ``url_problem``) names a non-public address literally."""
+    host = urlsplit(url).hostname
+    address = literal_address(host) if host else None
+    return address is not None and not is_public(address)

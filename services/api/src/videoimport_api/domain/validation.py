@@ -5,7 +5,8 @@
 metadata fits the project's config is decided per video by the ingester, so one
 misfit video does not reject the batch; here metadata and context are only held
 to what can be stored and sent (``json_limits``: size, keys, depth, characters),
-and URLs to valid hosts (``urls``).
+and URLs to valid hosts (``urls``), whose IP literals must be public addresses
+unless ``allow_private``.
 
 Identities (systemName, id) are compared exactly as sent, not Unicode-normalised:
 NFC and NFD spellings are different ids, because the external id is the client's
@@ -28,6 +29,7 @@ from videoimport_api.domain.json_limits import (
     identity_problem,
 )
 from videoimport_api.domain.json_scan import refused_surrogate, refused_too_deep, where
+from videoimport_api.domain.urls import FORBIDDEN_ADDRESS, forbidden_literal
 from videoimport_api.domain.urls import url_problem as url_problem
 
 CONTEXT_MAX_BYTES = 8192
@@ -58,7 +60,9 @@ class Invalid(msgspec.Struct, frozen=True):
     errors: list[FieldError]
 
 
-def parse_import_request(body: bytes, *, max_batch: int) -> ImportCommand | Invalid:
+def parse_import_request(
+    body: bytes, *, max_batch: int, allow_private: bool = False
+) -> ImportCommand | Invalid:
     try:
         document = msgspec.json.decode(body)
     except RecursionError:
@@ -71,9 +75,9 @@ def parse_import_request(body: bytes, *, max_batch: int) -> ImportCommand | Inva
         return Invalid([FieldError("body", f"must be a JSON object, not {_kind(document)}")])
     errors: list[FieldError] = []
     system_name = _text(document, "systemName", "systemName", errors, MAX_SYSTEM_NAME)
-    webhook = _optional_url(document, "webhook", errors)
+    webhook = _optional_url(document, "webhook", errors, allow_private)
     context = _context(document, errors)
-    videos = _videos(document, errors, max_batch)
+    videos = _videos(document, errors, max_batch, allow_private)
     if errors or system_name is None or videos is None:
         if len(errors) > MAX_REPORTED_ERRORS:
             hidden = len(errors) - MAX_REPORTED_ERRORS
@@ -138,21 +142,27 @@ def _text(
     return value
 
 
-def _url(obj: dict[str, Any], key: str, field: str, errors: list[FieldError]) -> str | None:
+def _url(
+    obj: dict[str, Any], key: str, field: str, errors: list[FieldError], allow_private: bool
+) -> str | None:
     value = _text(obj, key, field, errors, MAX_URL)
     if value is None:
         return None
     problem = url_problem(value)
+    if problem is None and not allow_private and forbidden_literal(value):
+        problem = FORBIDDEN_ADDRESS  # never echo the address: the field names the URL
     if problem:
         errors.append(FieldError(field, problem))
         return None
     return value
 
 
-def _optional_url(obj: dict[str, Any], key: str, errors: list[FieldError]) -> str | None:
+def _optional_url(
+    obj: dict[str, Any], key: str, errors: list[FieldError], allow_private: bool
+) -> str | None:
     if obj.get(key) is None:
         return None
-    return _url(obj, key, key, errors)
+    return _url(obj, key, key, errors, allow_private)
 
 
 def _context(obj: dict[str, Any], errors: list[FieldError]) -> dict[str, Any] | None:
@@ -176,7 +186,7 @@ def _context(obj: dict[str, Any], errors: list[FieldError]) -> dict[str, Any] | 
 
 
 def _videos(
-    obj: dict[str, Any], errors: list[FieldError], max_batch: int
+    obj: dict[str, Any], errors: list[FieldError], max_batch: int, allow_private: bool
 ) -> list[VideoSpec] | None:
     if "videos" not in obj:
         errors.append(FieldError("videos", "required"))
@@ -197,7 +207,7 @@ def _videos(
     first_index: dict[str, int] = {}
     before = len(errors)
     for index, item in enumerate(items):
-        video = _video(item, f"videos[{index}]", errors)
+        video = _video(item, f"videos[{index}]", errors, allow_private)
         # Checked on the raw id so a duplicate is named even when another field is wrong.
         raw_id = item.get("id") if isinstance(item, dict) else None
         if isinstance(raw_id, str) and raw_id.strip():
@@ -214,11 +224,11 @@ def _videos(
     return videos if len(errors) == before else None
 
 
-def _video(item: Any, path: str, errors: list[FieldError]) -> VideoSpec | None:
+def _video(item: Any, path: str, errors: list[FieldError], allow_private: bool) -> VideoSpec | None:
     if not isinstance(item, dict):
         errors.append(FieldError(path, f"must be an object, not {_kind(item)}"))
         return None
-    url = _url(item, "url", f"{path}.url", errors)
+    url = _url(item, "url", f"{path}.url", errors, allow_private)
     external_id = _text(item, "id", f"{path}.id", errors, MAX_EXTERNAL_ID)
     file_name = _text(item, "fileName", f"{path}.fileName", errors, MAX_FILE_NAME)
     metadata = _metadata(item, f"{path}.metadata", errors)
