@@ -7,7 +7,6 @@ prefix; a local HTTP server plays the client's video host and webhook receiver.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import secrets
@@ -54,9 +53,13 @@ class Deployment:
     readonly_token: str
     stack: StackInfo
     topic_prefix: str
-    webhook_secret: str
     services: ServiceSet
     open_token: str = ""
+
+    def webhook_secret(self, project: str = "newsroom") -> str:
+        """The project's current webhook secret, as an operator reads it: with
+        ``videoimport webhook-secret show``."""
+        return _cli(self.stack.postgres_dsn, "webhook-secret", "show", "--project", project)
 
 
 def _cli(dsn: str, *args: str) -> str:
@@ -137,14 +140,13 @@ async def deploy(
     ) as s3:
         await s3.create_bucket(Bucket=bucket)
     own_stack = dataclasses.replace(stack, postgres_dsn=dsn, s3_bucket=bucket)
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     prefix = f"e2e{secrets.token_hex(4)}."
     log_dir = Path(tempfile.mkdtemp(prefix="videoimport-e2e-"))
     services = ServiceSet(
         own_stack,
         log_dir,
         topic_prefix=prefix,
-        extra_env={"VIDEOIMPORT_WEBHOOK_SECRET": secret, **(extra_env or {})},
+        extra_env=extra_env or {},
     )
     # Started from this (the main) thread: the children are tied to the thread that
     # spawns them (PR_SET_PDEATHSIG), and a pool thread may go away before they should.
@@ -162,7 +164,6 @@ async def deploy(
             ),
             stack=own_stack,
             topic_prefix=prefix,
-            webhook_secret=secret,
             services=services,
             open_token=_cli(dsn, "token", "create", "--project", "open"),
         )

@@ -164,7 +164,9 @@ async def test_one_project_cannot_take_every_download_slot(
             ingester.check_alive()
             return len(await terminal_events(database, small_job)) == 1
 
-        await eventually(small_job_done, "the other project's video", within=10)
+        # The backlog is held open until released below, so finishing at all (not
+        # how fast, on a loaded machine) is what shows the free slots were used.
+        await eventually(small_job_done, "the other project's video", within=30)
         assert source.active[slow] == 6
         assert await terminal_events(database, backlog_job) == []
 

@@ -17,6 +17,7 @@ from videoimport_events import Envelope
 
 from tests.integration.test_notifier_webhooks import (
     Receiver,
+    create_projects,
     delivery_row,
     jobs_topic,
     log_job_completed,
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(pg_dsn)
     await schema.migrate(connection)
+    await create_projects(connection)
     try:
         yield connection
     finally:

@@ -18,8 +18,8 @@ from videoimport_eventlog import schema
 from videoimport_events import WebhookDeliveryFailed
 
 from tests.integration.test_notifier_webhooks import (
-    SECRET,
     attempts,
+    create_projects,
     delivery_row,
     jobs_topic,
     log_job_completed,
@@ -83,6 +83,7 @@ async def hanging() -> AsyncIterator[Hanging]:
 async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(pg_dsn)
     await schema.migrate(connection)
+    await create_projects(connection)
     try:
         yield connection
     finally:
@@ -153,7 +154,6 @@ async def test_sigterm_ends_the_process_within_the_webhook_timeout_and_a_few_sec
         "VIDEOIMPORT_TOPIC_PREFIX": topic_prefix,
         "VIDEOIMPORT_TOPIC_PARTITIONS": "1",
         "VIDEOIMPORT_ALLOW_PRIVATE_URLS": "true",
-        "VIDEOIMPORT_WEBHOOK_SECRET": SECRET,
         "VIDEOIMPORT_WEBHOOK_TIMEOUT": str(timeout),
         "VIDEOIMPORT_SCHEDULER_POLL_INTERVAL": "0.1",
     }

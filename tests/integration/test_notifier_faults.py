@@ -18,6 +18,7 @@ from videoimport_notifier import domain
 
 from tests.integration.test_notifier_webhooks import (
     attempts,
+    create_projects,
     delivery_row,
     jobs_topic,
     log_job_completed,
@@ -65,6 +66,7 @@ async def scripted() -> AsyncIterator[Scripted]:
 async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(pg_dsn)
     await schema.migrate(connection)
+    await create_projects(connection)
     try:
         yield connection
     finally:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -22,6 +19,7 @@ import asyncpg
 import msgspec
 import pytest
 from aiohttp import web
+from standardwebhooks import Webhook
 from videoimport_devstack import StackInfo
 from videoimport_eventlog import kafka, schema, store
 from videoimport_events import (
@@ -36,13 +34,14 @@ from videoimport_events import (
 from videoimport_notifier import domain
 from videoimport_notifier.service import Notifier
 from videoimport_notifier.settings import NotifierSettings
+from videoimport_projects import ProjectConfig, create_project, webhook_secrets
 
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
-KEY = bytes(range(32))
-SECRET = "whsec_" + base64.b64encode(KEY).decode()
+PROJECTS = ("acme", "slowco", "fastco")
+"""The projects the notifier tests deliver for (each has its own webhook secret)."""
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -88,7 +87,6 @@ def settings_for(
         topic_prefix=prefix,
         topic_partitions=1,
         allow_private_urls=allow_private,
-        webhook_secret=SECRET,
         webhook_concurrency=2,
         webhook_retry_base=0.05,
         webhook_retry_jitter=0.0,
@@ -113,10 +111,22 @@ async def notifying(settings: NotifierSettings) -> AsyncIterator[None]:
         await asyncio.wait_for(task, DEADLINE)
 
 
+async def create_projects(conn: asyncpg.Connection, *names: str) -> None:
+    for name in names or PROJECTS:
+        await create_project(conn, name, ProjectConfig())
+
+
+async def secret_of(conn: asyncpg.Connection, project: str = "acme") -> str:
+    current = await webhook_secrets.current_secret(conn, project)
+    assert current is not None, f"project {project} has no webhook secret"
+    return current.secret
+
+
 @pytest.fixture
 async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(pg_dsn)
     await schema.migrate(connection)
+    await create_projects(connection)
     try:
         yield connection
     finally:
@@ -178,11 +188,10 @@ def jobs_topic(settings: NotifierSettings) -> str:
     return f"{settings.topic_prefix}videoimport.jobs"
 
 
-def verify(headers: dict[str, str], body: bytes) -> None:
-    """Check the signature independently, from the Standard Webhooks definition."""
-    content = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(KEY, content, hashlib.sha256).digest()).decode()
-    assert headers["webhook-signature"] == f"v1,{expected}"
+def verify(secret: str, headers: dict[str, str], body: bytes) -> None:
+    """Check the request as a receiver would, with the ``standardwebhooks`` package
+    (raises ``WebhookVerificationError`` when no signature matches)."""
+    Webhook(secret).verify(body, headers)
 
 
 async def attempts(conn: asyncpg.Connection, delivery_id: str) -> list[store.RecordedEvent]:
@@ -216,7 +225,7 @@ async def test_a_completed_job_is_posted_signed_to_its_webhook(
     assert headers["webhook-id"] == delivery_id
     assert headers["Content-Type"] == "application/json"
     assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
-    verify(headers, body)
+    verify(await secret_of(conn), headers, body)
 
     row = await delivery_row(conn, "jobwebhook01")
     assert row is not None
@@ -256,8 +265,9 @@ async def test_a_failed_attempt_is_retried_with_the_same_body_and_both_are_recor
     (_, first_headers, first_body), (_, second_headers, second_body) = receiver.requests
     assert first_body == second_body
     assert first_headers["webhook-id"] == second_headers["webhook-id"]
-    verify(first_headers, first_body)
-    verify(second_headers, second_body)
+    secret = await secret_of(conn)
+    verify(secret, first_headers, first_body)
+    verify(secret, second_headers, second_body)
 
     delivery_id = domain.delivery_id_for(str(completed.event_id))
     failed, delivered_event = await attempts(conn, delivery_id)
@@ -396,7 +406,6 @@ async def test_the_notifier_process_exits_cleanly_on_sigterm(
         "VIDEOIMPORT_TOPIC_PREFIX": topic_prefix,
         "VIDEOIMPORT_TOPIC_PARTITIONS": "1",
         "VIDEOIMPORT_ALLOW_PRIVATE_URLS": "true",
-        "VIDEOIMPORT_WEBHOOK_SECRET": SECRET,
         "VIDEOIMPORT_SCHEDULER_POLL_INTERVAL": "0.1",
     }
     completed = await log_job_completed(conn, "jobprocess01", receiver.url)
@@ -421,4 +430,4 @@ async def test_the_notifier_process_exits_cleanly_on_sigterm(
         _, stderr = await asyncio.wait_for(process.communicate(), DEADLINE)
     assert process.returncode == 0, stderr.decode()
     assert len(receiver.requests) == 1
-    verify(receiver.requests[0][1], receiver.requests[0][2])
+    verify(await secret_of(conn), receiver.requests[0][1], receiver.requests[0][2])

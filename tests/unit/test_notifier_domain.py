@@ -61,7 +61,7 @@ def test_signature_follows_the_spec_definition() -> None:
     raw_key = bytes(range(32))
     secret = "whsec_" + base64.b64encode(raw_key).decode()
     body = b'{"id":"j","state":"failed"}'
-    headers = signing.headers(signing.secret_key(secret), "whd_1", 1700000000, body)
+    headers = signing.headers([signing.secret_key(secret)], "whd_1", 1700000000, body)
     expected = base64.b64encode(
         hmac.new(raw_key, b"whd_1.1700000000." + body, hashlib.sha256).digest()
     ).decode()
@@ -72,22 +72,44 @@ def test_signature_follows_the_spec_definition() -> None:
     }
 
 
+def test_every_key_signs_space_separated_newest_first() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    headers = signing.headers([new, old], "whd_1", 1700000000, b"{}")
+    assert headers["webhook-signature"] == " ".join(
+        [
+            signing.signature(new, "whd_1", 1700000000, b"{}"),
+            signing.signature(old, "whd_1", 1700000000, b"{}"),
+        ]
+    )
+
+
 def test_a_changed_body_changes_the_signature() -> None:
     key = signing.secret_key("whsec_" + base64.b64encode(b"k" * 24).decode())
     assert signing.signature(key, "a", 1, b"{}") != signing.signature(key, "a", 1, b"{ }")
 
 
-def test_without_a_secret_requests_go_unsigned() -> None:
-    assert signing.headers(None, "whd_1", 5, b"{}") == {
-        "webhook-id": "whd_1",
-        "webhook-timestamp": "5",
-    }
+def test_there_is_no_unsigned_request() -> None:
+    with pytest.raises(ValueError, match="never sent unsigned"):
+        signing.headers([], "whd_1", 5, b"{}")
 
 
-@pytest.mark.parametrize("secret", ["whsec_", "whsec_not base64!", "whsec_@@@@"])
-def test_bad_secrets_are_refused(secret: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "",
+        "whsec_",
+        "whsec_not base64!",
+        "whsec_@@@@",
+        base64.b64encode(b"k" * 32).decode(),  # no prefix
+        "whsec_" + base64.b64encode(b"k").decode(),  # a 1-byte key
+        "whsec_" + base64.b64encode(b"k" * 23).decode(),  # one byte short
+    ],
+)
+def test_bad_and_short_secrets_are_refused(secret: str) -> None:
+    with pytest.raises(ValueError) as caught:
         signing.secret_key(secret)
+    if len(secret) > len("whsec_"):
+        assert secret.removeprefix("whsec_") not in str(caught.value)  # never quoted
 
 
 # --- payload and delivery identity ---------------------------------------------

@@ -1,8 +1,9 @@
 """``make run``: the local stack, every service, a demo project and token.
 
-Prints how to reach it (api, token, kafka, and the demo helper's URLs), then
-runs until Ctrl-C or SIGTERM and stops everything. State lives in ``.data/``,
-so a later run finds earlier jobs, media and blobs.
+Prints how to reach it (api, token, kafka, the demo helper's URLs, and the
+command that shows the demo project's webhook secret), then runs until Ctrl-C or
+SIGTERM and stops everything. State lives in ``.data/``, so a later run finds
+earlier jobs, media and blobs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -66,16 +66,6 @@ def _saved_ports(data_dir: Path) -> dict[str, int]:
         return {}
 
 
-def _webhook_secret(data_dir: Path) -> str:
-    path = data_dir / "webhook-secret"
-    if not path.exists():
-        import base64
-
-        path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode() + "\n")
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
 def operator_settings(environ: Mapping[str, str]) -> dict[str, str]:
     """The ``VIDEOIMPORT_*`` variables ``make run`` passes on to every service."""
     return {k: v for k, v in environ.items() if k.startswith("VIDEOIMPORT_")}
@@ -104,12 +94,9 @@ def main() -> None:
             info,
             data_dir / "logs",
             api_port=ports.get("api", 8000),
-            extra_env={
-                "VIDEOIMPORT_WEBHOOK_SECRET": _webhook_secret(data_dir),
-                # The operator's own settings win over the local stack's defaults,
-                # e.g. VIDEOIMPORT_ALLOW_PRIVATE_URLS=false turns the address guard on.
-                **operator_settings(os.environ),
-            },
+            # The operator's own settings win over the local stack's defaults,
+            # e.g. VIDEOIMPORT_ALLOW_PRIVATE_URLS=false turns the address guard on.
+            extra_env=operator_settings(os.environ),
         )
         (data_dir / "run.json").write_text(
             json.dumps({"api": services.api_port, "demo": demo_port})
@@ -124,6 +111,8 @@ def main() -> None:
         print(f"kafka: {info.kafka_bootstrap}")
         print(f"samples: http://127.0.0.1:{demo_port}/samples/sample.mp4")
         print(f"webhooks: http://127.0.0.1:{demo_port}/webhooks")
+        # Each project signs with its own secret; printing it here would put it in logs.
+        print(f"webhook secret: uv run videoimport webhook-secret show --project {DEMO_PROJECT}")
         print(f"logs: {data_dir / 'logs'}  (Ctrl-C stops everything)", flush=True)
         while not stopping.wait(1.0):
             dead = services.dead()

@@ -1,4 +1,4 @@
-"""Projects, their metadata config and their API tokens."""
+"""Projects, their metadata config, their API tokens and their webhook secrets."""
 
 from videoimport_projects.config import (
     MetadataField,
@@ -10,13 +10,18 @@ from videoimport_projects.registry import (
     WRITE_SCOPE,
     ProjectExists,
     TokenGrant,
+    TokenInfo,
     UnknownProject,
+    UnknownToken,
     create_project,
     create_token,
     grant_for,
     hash_token,
+    list_tokens,
     project_config,
+    revoke_token,
     set_config,
+    token_id,
 )
 
 __all__ = [
@@ -25,13 +30,18 @@ __all__ = [
     "ProjectConfig",
     "ProjectExists",
     "TokenGrant",
+    "TokenInfo",
     "UnknownProject",
+    "UnknownToken",
     "create_project",
     "create_token",
     "grant_for",
     "hash_token",
+    "list_tokens",
     "metadata_errors",
     "parse_config",
     "project_config",
+    "revoke_token",
     "set_config",
+    "token_id",
 ]

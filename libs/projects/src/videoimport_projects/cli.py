@@ -1,8 +1,10 @@
-"""``videoimport``: the operator's command line for projects and API tokens.
+"""``videoimport``: the operator's command line for projects, API tokens, webhook
+secrets, dead letters and republishing.
 
     videoimport project create NAME [--config FILE]
     videoimport project set-config NAME --config FILE
-    videoimport token create --project NAME [--scope S ...]
+    videoimport token create|list|revoke, videoimport webhook-secret show|rotate
+    (see ``credentials``)
     videoimport deadletters list|retry ID, videoimport republish --from POSITION
     (see ``operations``)
 
@@ -25,14 +27,13 @@ import asyncpg
 import msgspec
 from videoimport_eventlog import schema
 
-from videoimport_projects import operations
+from videoimport_projects import credentials, operations
 from videoimport_projects.config import ProjectConfig, parse_config
 from videoimport_projects.registry import (
-    WRITE_SCOPE,
     ProjectExists,
     UnknownProject,
+    UnknownToken,
     create_project,
-    create_token,
     set_config,
 )
 
@@ -111,6 +112,8 @@ async def _run(args: argparse.Namespace) -> str:
         await schema.migrate(conn)
         if args.command in ("deadletters", "republish"):
             return await operations.run(conn, args)
+        if args.command in credentials.COMMANDS:
+            return await credentials.run(conn, args)
         if args.command == "project" and args.action == "create":
             assert config is not None
             await create_project(conn, args.name, config)
@@ -119,12 +122,13 @@ async def _run(args: argparse.Namespace) -> str:
             assert config is not None
             await set_config(conn, args.name, config)
             return f"updated the config of project {args.name}"
-        scopes = args.scope or [WRITE_SCOPE]
-        return await create_token(conn, args.project, scopes)
+        raise CliError(f"unknown command {args.command}")
     except ProjectExists as exc:
         raise CliError(f"project {exc} already exists") from exc
     except UnknownProject as exc:
         raise CliError(f"unknown project {exc}") from exc
+    except UnknownToken as exc:
+        raise CliError(str(exc)) from exc
     except operations.OperationError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -139,7 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="videoimport",
-        description="Manage the video import: projects, tokens, dead letters, republishing.",
+        description=(
+            "Manage the video import: projects, tokens, webhook secrets, dead letters,"
+            " republishing."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -154,17 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     configure.add_argument("name")
     configure.add_argument("--config", required=True, help="JSON file with the metadata config")
 
-    token = commands.add_parser("token", help="issue API tokens")
-    token_actions = token.add_subparsers(dest="action", required=True)
-    token_create = token_actions.add_parser(
-        "create", parents=[common], help="issue a token; prints only the token"
-    )
-    token_create.add_argument("--project", required=True)
-    token_create.add_argument(
-        "--scope",
-        action="append",
-        help=f"scope to grant (repeatable; default {WRITE_SCOPE})",
-    )
+    credentials.add_commands(commands, common)
     operations.add_commands(commands, common)
     return parser
 
@@ -176,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"videoimport: error: {exc}", file=sys.stderr)
         return 1
-    # For ``token create`` the output is the token alone, so scripts can capture it.
+    # For ``token create`` and ``webhook-secret show|rotate`` the output is the token
+    # or the secret alone, so scripts can capture it.
     print(output)
     return 0
 

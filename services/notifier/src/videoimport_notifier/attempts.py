@@ -6,6 +6,12 @@ than an outage is counted like a failure and backed off, and after the
 policy's attempts the delivery fails and is parked as a dead letter: no
 delivery is sent again on every scheduler pass. An outage leaves the row as it
 was, to be attempted again once the database is back.
+
+Every request is signed with each secret of its project valid at the time of the
+attempt (``videoimport_projects.webhook_secrets``). A project without one gets
+one created (committed before anything is signed with it); a project that does
+not exist cannot, and its attempt is a recorded failure without a request, so
+the delivery waits on the retry schedule. Nothing is ever sent unsigned.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import structlog
 from videoimport_eventlog import deadletters, store
 from videoimport_eventlog.faults import describe, is_outage
 from videoimport_eventlog.retry import RetryPolicy
+from videoimport_projects import UnknownProject, webhook_secrets
 
 from videoimport_notifier import domain, signing
 from videoimport_notifier.adapters import deliveries, metrics
@@ -51,7 +58,6 @@ class Attempter:
 
     pool: asyncpg.Pool
     sender: Sender
-    key: bytes | None
     policy: RetryPolicy
     slots: domain.ProjectSlots
     clock: Clock
@@ -97,9 +103,13 @@ class Attempter:
         self, conn: asyncpg.Connection, delivery: domain.Delivery, made: list[_Made]
     ) -> None:
         attempt = delivery.attempts + 1
-        timestamp = int(self.clock().timestamp())
-        headers = signing.headers(self.key, delivery.delivery_id, timestamp, delivery.body)
-        result = await _post(self.sender, delivery.url, delivery.body, headers)
+        keys = await self._keys(conn, delivery)
+        if keys:
+            timestamp = int(self.clock().timestamp())
+            headers = signing.headers(keys, delivery.delivery_id, timestamp, delivery.body)
+            result = await _post(self.sender, delivery.url, delivery.body, headers)
+        else:
+            result = domain.AttemptResult(error=domain.NO_SECRET)
         made.append(_Made(delivery, attempt, result))
         finished = self.clock()
         step = domain.next_step(attempt, result, finished, self.policy, self.rand())
@@ -126,6 +136,42 @@ class Attempter:
             error=step.error,
             state=step.state,
         )
+
+    async def _keys(self, conn: asyncpg.Connection, delivery: domain.Delivery) -> list[bytes]:
+        """The keys of every secret of the delivery's project valid now; empty when
+        the project does not exist (or holds only unusable secrets)."""
+        found = await webhook_secrets.valid_secrets(conn, delivery.project)
+        if not found:
+            # On a connection of its own, so the secret is committed before any
+            # request is signed with it, whatever becomes of this transaction.
+            async with self.pool.acquire() as other:
+                try:
+                    created = await webhook_secrets.ensure_secret(other, delivery.project)
+                except UnknownProject:
+                    log.error(
+                        "webhook not sent: its project does not exist",
+                        project=delivery.project,
+                        delivery_id=delivery.delivery_id,
+                    )
+                    return []
+            log.info(
+                "project had no webhook secret; it has one now",
+                project=delivery.project,
+                secret_id=created.id,
+            )
+            found = await webhook_secrets.valid_secrets(conn, delivery.project)
+        keys: list[bytes] = []
+        for secret in found:
+            try:
+                keys.append(signing.secret_key(secret.secret))
+            except ValueError as exc:  # the message never quotes the secret
+                log.error(
+                    "unusable webhook secret skipped",
+                    project=delivery.project,
+                    secret_id=secret.id,
+                    problem=str(exc),
+                )
+        return keys
 
     async def _unrecorded(
         self, conn: asyncpg.Connection, made: _Made, exc: BaseException, now: datetime

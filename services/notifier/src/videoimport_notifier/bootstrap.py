@@ -9,7 +9,6 @@ from videoimport_eventlog.retry import RetryPolicy
 from videoimport_eventlog.settings import topic
 from videoimport_events import TOPICS
 
-from videoimport_notifier import signing
 from videoimport_notifier.adapters.webhook_http import WebhookSender
 from videoimport_notifier.domain import ProjectSlots
 from videoimport_notifier.settings import NotifierSettings
@@ -17,15 +16,6 @@ from videoimport_notifier.settings import NotifierSettings
 
 def jobs_topic(settings: NotifierSettings) -> str:
     return topic(TOPICS["jobs"], settings.topic_prefix)
-
-
-def signing_key(settings: NotifierSettings) -> bytes | None:
-    if not settings.webhook_secret:
-        return None
-    try:
-        return signing.secret_key(settings.webhook_secret)
-    except ValueError as exc:
-        raise SystemExit(f"configuration error: VIDEOIMPORT_WEBHOOK_SECRET: {exc}") from exc
 
 
 def _policy(
@@ -84,7 +74,9 @@ async def prepare(settings: NotifierSettings) -> None:
 
 async def pool(settings: NotifierSettings) -> asyncpg.Pool:
     # Every scheduler holds a connection during its request, plus the consumer's
-    # handlers and the dead-letter loop.
+    # handlers and the dead-letter loop. (A scheduler that must create a project's
+    # missing webhook secret briefly takes a second one; handlers never wait on
+    # schedulers, so that cannot starve.)
     size = settings.webhook_concurrency + settings.max_in_flight + 1
     created: asyncpg.Pool = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=size

@@ -22,6 +22,9 @@ WEBHOOK_SCHEDULE = RetryPolicy(attempts=14, base=10.0, factor=3.0, max_delay=43_
 MAX_ERROR_CHARS = 300
 """Of a failure reason kept in a row and an event: enough to see what went wrong."""
 
+NO_SECRET = "not sent: the project has no usable webhook secret"
+"""The recorded error of an attempt that could not be signed (never sent unsigned)."""
+
 DeliveryState = Literal["pending", "delivered", "failed"]
 
 

@@ -67,7 +67,6 @@ class Notifier:
         if not await self._prepare(stop):
             return
         settings = self.settings
-        key = bootstrap.signing_key(settings)
         slots = bootstrap.project_slots(settings)
         started, pool = await unless_stopped(bootstrap.pool(settings), stop)
         if not started or pool is None:
@@ -77,7 +76,6 @@ class Notifier:
         attempter = attempts.Attempter(
             pool=pool,
             sender=sender,
-            key=key,
             policy=bootstrap.retry_policy(settings),
             slots=slots,
             clock=utcnow,

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 from videoimport_eventlog.settings import from_env
+
+RETIRED = {
+    "VIDEOIMPORT_WEBHOOK_SECRET": (
+        "every project has its own webhook secret now"
+        " (videoimport webhook-secret show --project NAME); the variable is ignored"
+    ),
+}
+"""Variables earlier releases read, with what replaced them."""
 
 
 class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,8 +34,6 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
     drain_timeout: float = 5.0
     """On a rebalance or stop, how long handlers of JobCompleted may still run."""
     allow_private_urls: bool = False
-    webhook_secret: str = ""
-    """``whsec_<base64>``; empty sends unsigned webhooks."""
     webhook_timeout: float = 10.0
     webhook_concurrency: int = 8
     """Deliveries attempted at once."""
@@ -54,3 +62,8 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 def load() -> NotifierSettings:
     return from_env(NotifierSettings)
+
+
+def retired_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """The retired variables that are set, with what to do instead (never their values)."""
+    return {name: why for name, why in RETIRED.items() if environ.get(name)}

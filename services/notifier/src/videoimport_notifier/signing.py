@@ -2,8 +2,12 @@
 
 The receiver verifies ``webhook-signature`` = ``v1,<base64 HMAC-SHA256>`` over
 ``{webhook-id}.{webhook-timestamp}.{raw body}``, keyed with the base64-decoded
-part of the ``whsec_`` secret. The timestamp is the time of the attempt, so
-each attempt is signed anew over the same body bytes.
+part of the ``whsec_`` secret. The header carries one ``v1,<sig>`` per key,
+space-separated (Standard Webhooks allows several), so during a rotation overlap
+a receiver holding either the old or the new secret verifies the request. The
+timestamp is the time of the attempt, so each attempt is signed anew over the
+same body bytes. There is no unsigned request: ``headers`` refuses an empty list
+of keys, and ``secret_key`` refuses keys under 24 bytes.
 """
 
 from __future__ import annotations
@@ -11,20 +15,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 
-SECRET_PREFIX = "whsec_"
+from videoimport_projects.webhook_secrets import MIN_KEY_BYTES, SECRET_PREFIX, secret_key
 
-
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_<base64>`` secret."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except ValueError as exc:
-        raise ValueError("webhook secret must be whsec_ followed by base64") from exc
-    if not key:
-        raise ValueError("webhook secret is empty")
-    return key
+__all__ = ["MIN_KEY_BYTES", "SECRET_PREFIX", "headers", "secret_key", "signature"]
 
 
 def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -33,9 +28,12 @@ def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def headers(key: bytes | None, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The Standard Webhooks headers; without a key the request goes unsigned."""
-    result = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
-    if key is not None:
-        result["webhook-signature"] = signature(key, msg_id, timestamp, body)
-    return result
+def headers(keys: Sequence[bytes], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers, signed with every key (at least one)."""
+    if not keys:
+        raise ValueError("a webhook is never sent unsigned: no key given")
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(signature(k, msg_id, timestamp, body) for k in keys),
+    }
