@@ -22,6 +22,8 @@ from videoimport_events import (
     VideoImported,
     VideoImportFailed,
     VideoImportSkipped,
+    WebhookDelivered,
+    WebhookDeliveryFailed,
 )
 from videoimport_projector.service import Projector
 from videoimport_projector.settings import ProjectorSettings
@@ -154,6 +156,36 @@ async def dump(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
+def failure(attempt: int, status: int | None, next_at: datetime | None) -> dict[str, Any]:
+    error = "timed out" if status is None else f"HTTP {status}"
+    return {"attempt": attempt, "error": error, "status_code": status, "next_attempt_at": next_at}
+
+
+def success(attempt: int) -> dict[str, Any]:
+    return {"attempt": attempt, "status_code": 204}
+
+
+async def attempt(conn: asyncpg.Connection, job_id: str, fields: dict[str, Any], at: int) -> None:
+    """What the notifier appends for one attempt of the job's delivery."""
+    delivery_id = f"whd_{job_id}"
+    common = {"job_id": job_id, "project": "acme", "delivery_id": delivery_id}
+    event: WebhookDelivered | WebhookDeliveryFailed = (
+        WebhookDeliveryFailed(**common, url="https://hooks.example/in", **fields)
+        if "error" in fields
+        else WebhookDelivered(**common, url="https://hooks.example/in", **fields)
+    )
+    new = store.NewEvent(
+        event,
+        stream_id=f"webhook-{delivery_id}",
+        stream_version=fields["attempt"] - 1,
+        correlation_id=job_id,
+        project="acme",
+        occurred_at=T0 + timedelta(seconds=at),
+    )
+    async with conn.transaction():
+        await store.append(conn, [new])
+
+
 async def completions(conn: asyncpg.Connection) -> list[store.RecordedEvent]:
     events = await store.read_after(conn, 0, 10_000)
     return [e for e in events if isinstance(e.event, JobCompleted)]
@@ -200,6 +232,13 @@ async def test_projector_builds_status_rows_and_completes_each_job_once(
         "success": 1,
         "skipped": 1,
         "failed": 1,
+        # Finished with a webhook, no attempt recorded yet.
+        "webhook_state": "pending",
+        "webhook_attempts": 0,
+        "webhook_last_status": None,
+        "webhook_last_error": None,
+        "webhook_next_attempt_at": None,
+        "webhook_delivered_at": None,
     }
     assert (jobs["jobfailed001"]["state"], jobs["jobfailed001"]["failed"]) == ("failed", 2)
     assert (jobs["jobopen00001"]["state"], jobs["jobopen00001"]["finished_at"]) == (
@@ -261,7 +300,9 @@ async def test_rebuild_yields_identical_tables_and_no_second_job_completed(
     pg_dsn: str, conn: asyncpg.Connection
 ) -> None:
     for n in range(3):
-        await request_job(conn, f"jobrebuild{n:02d}", 3, context={"n": n})
+        await request_job(
+            conn, f"jobrebuild{n:02d}", 3, context={"n": n}, webhook="https://hooks.example/in"
+        )
     async with projecting(pg_dsn, batch_size=5):
         for n in range(3):
             await finish(conn, imported(f"jobrebuild{n:02d}", 0), 10 * n + 1)
@@ -273,6 +314,25 @@ async def test_rebuild_yields_identical_tables_and_no_second_job_completed(
             return len(await completions(conn)) == 2 and await caught_up(conn)
 
         await eventually(settled, "two jobs completed and projected")
+        # The notifier's attempts: job 00 failed once, then was delivered, then a
+        # redelivery was delivered; job 01 failed and waits for its retry.
+        await attempt(conn, "jobrebuild00", failure(1, 503, T0 + timedelta(minutes=1)), 100)
+        await attempt(conn, "jobrebuild00", success(2), 160)
+        await attempt(conn, "jobrebuild00", success(3), 900)
+        await attempt(conn, "jobrebuild01", failure(1, None, T0 + timedelta(minutes=5)), 200)
+        await eventually(lambda: caught_up(conn), "the attempts to be projected")
+    webhooks = {
+        r["job_id"]: tuple(r)[1:]
+        for r in await conn.fetch(
+            "SELECT job_id, webhook_state, webhook_attempts, webhook_last_status,"
+            " webhook_last_error, webhook_next_attempt_at, webhook_delivered_at FROM status_jobs"
+        )
+    }
+    assert webhooks == {
+        "jobrebuild00": ("delivered", 3, 204, None, None, T0 + timedelta(seconds=900)),
+        "jobrebuild01": ("pending", 1, None, "timed out", T0 + timedelta(minutes=5), None),
+        "jobrebuild02": (None, None, None, None, None, None),
+    }
     before = await dump(conn)
     events_before = await conn.fetchval("SELECT count(*) FROM events")
     assert len(before["status_jobs"]) == 3 and len(before["status_videos"]) == 9

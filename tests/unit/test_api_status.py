@@ -171,3 +171,47 @@ def test_original_url_quotes_the_key_but_keeps_its_slashes() -> None:
     assert (
         original_url(BASE + "/", "my project/abc/e 1.mp4") == f"{BASE}/my%20project/abc/e%201.mp4"
     )
+
+
+def test_a_finished_job_with_a_webhook_shows_it_additively() -> None:
+    from videoimport_api.domain.status import WebhookRow
+
+    base = JobRow(
+        job_id="243kdc",
+        state="success",
+        video_count=0,
+        started_at=STARTED,
+        finished_at=FINISHED,
+    )
+    without = render_status(base, [], link)
+    assert "webhook" not in without
+    pending = WebhookRow(
+        state="pending",
+        attempts=1,
+        last_status=503,
+        last_error="HTTP 503",
+        next_attempt_at=FINISHED + timedelta(seconds=10, microseconds=5),
+    )
+    document = render_status(JobRow(**{**_fields(base), "webhook": pending}), [], link)
+    assert document == {**without, "webhook": document["webhook"]}
+    assert document["webhook"] == {
+        "state": "pending",
+        "attempts": 1,
+        "lastStatus": 503,
+        "lastError": "HTTP 503",
+        "nextAttemptAt": "2020-01-01 13:47:11",
+        "deliveredAt": None,
+    }
+    done = WebhookRow(state="delivered", attempts=2, last_status=204, delivered_at=FINISHED)
+    assert render_status(JobRow(**{**_fields(base), "webhook": done}), [], link)["webhook"] == {
+        "state": "delivered",
+        "attempts": 2,
+        "lastStatus": 204,
+        "lastError": None,
+        "nextAttemptAt": None,
+        "deliveredAt": "2020-01-01 13:47:01",
+    }
+
+
+def _fields(job: JobRow) -> dict[str, object]:
+    return {f: getattr(job, f) for f in job.__struct_fields__}

@@ -92,3 +92,14 @@ def test_asyncapi_document_is_current() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_redelivery_request_travels_with_its_job() -> None:
+    event = events.WebhookRedeliveryRequested(job_id="k3v9", project="demo", requested_by="api")
+    assert event.family == "jobs" and events.topic_for(type(event)) == "videoimport.jobs"
+    assert event.partition_key() == "k3v9"
+    with pytest.raises(msgspec.ValidationError, match="requested_by"):
+        events.decode_event(
+            b'{"type":"WebhookRedeliveryRequested","job_id":"j","project":"p",'
+            b'"requested_by":"someone"}'
+        )

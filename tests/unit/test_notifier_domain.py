@@ -292,3 +292,19 @@ def test_global_addresses_may_be_connected_to(address: str) -> None:
 def test_only_http_urls_are_sent(url: str) -> None:
     assert url_problem(url) is not None
     assert url_problem("https://h.example.com/x") is None
+
+
+def test_a_re_armed_delivery_gets_a_fresh_budget_while_attempts_keep_counting() -> None:
+    from videoimport_notifier.domain import in_budget
+
+    delivery = delivery_for(completed(), "e1")
+    assert delivery is not None
+    assert in_budget(delivery, 1) == 1
+    # Re-armed after 14 attempts (the whole schedule): attempt 15 is the budget's first.
+    rearmed = Delivery(**{**{f: getattr(delivery, f) for f in delivery.__struct_fields__},
+                          "attempts": 14, "budget_from": 14})  # fmt: skip
+    assert in_budget(rearmed, 15) == 1
+    step = next_step(in_budget(rearmed, 15), AttemptResult(status=503), NOW, WEBHOOK_SCHEDULE, 0.5)
+    assert (step.state, step.next_attempt_at) == ("pending", NOW + timedelta(seconds=10))
+    last = next_step(in_budget(rearmed, 28), AttemptResult(status=503), NOW, WEBHOOK_SCHEDULE, 0.5)
+    assert last.state == "failed"

@@ -14,7 +14,7 @@ from videoimport_events import (
     VideoImportFailed,
     VideoImportRequested,
     VideoImportSkipped,
-    WebhookDelivered,
+    WebhookRedeliveryRequested,
 )
 from videoimport_projector.domain import (
     JobState,
@@ -186,10 +186,9 @@ def test_job_completed_is_applied_idempotently() -> None:
 def test_events_without_a_known_job_and_other_types_are_ignored() -> None:
     assert evolve(None, imported(0, 1)) is None
     state = fold(requested(1))
-    webhook = WebhookDelivered(
-        job_id=JOB, project="acme", delivery_id="d", url="u", attempt=1, status_code=200
-    )
-    assert evolve(state, at(1, webhook)) is state
+    # (Webhook attempts are folded: see test_projector_webhook.py.)
+    redelivery = WebhookRedeliveryRequested(job_id=JOB, project="acme", requested_by="api")
+    assert evolve(state, at(1, redelivery)) is state
     video = VideoImportRequested(
         **COMMON, index=0, external_id="v0", url="u", file_name="f", metadata={}
     )

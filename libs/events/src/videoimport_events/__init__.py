@@ -17,7 +17,14 @@ from videoimport_events.catalog import (
     encode_event,
     topic_for,
 )
-from videoimport_events.jobs import ImportRequested, JobCompleted, JobState, Overview
+from videoimport_events.jobs import (
+    ImportRequested,
+    JobCompleted,
+    JobState,
+    Overview,
+    RequestedBy,
+    WebhookRedeliveryRequested,
+)
 from videoimport_events.limits import (
     FAILURE_CODES,
     MAX_EVENT_BYTES,
@@ -51,12 +58,14 @@ __all__ = [
     "JobState",
     "Outcome",
     "Overview",
+    "RequestedBy",
     "VideoImportFailed",
     "VideoImportRequested",
     "VideoImportSkipped",
     "VideoImported",
     "WebhookDelivered",
     "WebhookDeliveryFailed",
+    "WebhookRedeliveryRequested",
     "bounded_reason",
     "decode_envelope",
     "decode_event",

@@ -8,7 +8,7 @@ from typing import Final, TypeAlias
 import msgspec
 
 from videoimport_events.base import Event
-from videoimport_events.jobs import ImportRequested, JobCompleted
+from videoimport_events.jobs import ImportRequested, JobCompleted, WebhookRedeliveryRequested
 from videoimport_events.videos import (
     VideoImported,
     VideoImportFailed,
@@ -26,6 +26,7 @@ AnyEvent: TypeAlias = (
     | VideoImportFailed
     | WebhookDelivered
     | WebhookDeliveryFailed
+    | WebhookRedeliveryRequested
 )
 
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
@@ -39,6 +40,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         VideoImportFailed,
         WebhookDelivered,
         WebhookDeliveryFailed,
+        WebhookRedeliveryRequested,
     )
 }
 

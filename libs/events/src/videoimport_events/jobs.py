@@ -10,6 +10,7 @@ import msgspec
 from videoimport_events.base import Event
 
 JobState = Literal["success", "failed"]
+RequestedBy = Literal["api", "operator"]
 
 
 class ImportRequested(Event, frozen=True, kw_only=True):
@@ -59,6 +60,25 @@ class JobCompleted(Event, frozen=True, kw_only=True):
     finished_at: datetime
     webhook: str | None = None
     context: dict[str, Any] | None = None
+
+    def partition_key(self) -> str:
+        return self.job_id
+
+
+class WebhookRedeliveryRequested(Event, frozen=True, kw_only=True):
+    """Someone asked for a finished job's webhook to be sent once more.
+
+    Recorded only after the job's ``JobCompleted`` (with a webhook) is in the log,
+    on its own stream ``job-{job_id}/redelivery-{uuid}``. The notifier re-arms the
+    job's existing delivery: same ``webhook-id`` and body, a fresh attempt budget.
+    ``requested_by`` is ``api`` (the client) or ``operator`` (the CLI).
+    """
+
+    family: ClassVar[str] = "jobs"
+
+    job_id: str
+    project: str
+    requested_by: RequestedBy
 
     def partition_key(self) -> str:
         return self.job_id

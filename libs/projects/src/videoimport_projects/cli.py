@@ -7,6 +7,7 @@ secrets, dead letters and republishing.
     (see ``credentials``)
     videoimport deadletters list|retry ID, videoimport republish --from POSITION
     (see ``operations``)
+    videoimport webhook redeliver JOB (see ``redelivery``)
 
 The database is ``--database-url``, else ``VIDEOIMPORT_DATABASE_URL``, else the
 PostgreSQL of the running local stack (``<data dir>/stack.json``, data dir from
@@ -27,7 +28,7 @@ import asyncpg
 import msgspec
 from videoimport_eventlog import schema
 
-from videoimport_projects import credentials, operations
+from videoimport_projects import credentials, operations, redelivery
 from videoimport_projects.config import ProjectConfig, parse_config
 from videoimport_projects.registry import (
     ProjectExists,
@@ -112,6 +113,8 @@ async def _run(args: argparse.Namespace) -> str:
         await schema.migrate(conn)
         if args.command in ("deadletters", "republish"):
             return await operations.run(conn, args)
+        if args.command == "webhook":
+            return await redelivery.run(conn, args)
         if args.command in credentials.COMMANDS:
             return await credentials.run(conn, args)
         if args.command == "project" and args.action == "create":
@@ -129,7 +132,7 @@ async def _run(args: argparse.Namespace) -> str:
         raise CliError(f"unknown project {exc}") from exc
     except UnknownToken as exc:
         raise CliError(str(exc)) from exc
-    except operations.OperationError as exc:
+    except (operations.OperationError, redelivery.RedeliveryRefused) as exc:
         raise CliError(str(exc)) from exc
     finally:
         await conn.close()
@@ -144,8 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="videoimport",
         description=(
-            "Manage the video import: projects, tokens, webhook secrets, dead letters,"
-            " republishing."
+            "Manage the video import: projects, tokens, webhook secrets and redelivery,"
+            " dead letters, republishing."
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
 
     credentials.add_commands(commands, common)
     operations.add_commands(commands, common)
+    redelivery.add_commands(commands, common)
     return parser
 
 

@@ -65,10 +65,21 @@ def build_litestar(deps: Dependencies) -> Litestar:
         job_id = handlers.parse_job_id(request.query_params.get("id"))
         return json_response(await handlers.job_status(deps, grant, job_id))
 
+    @post(IMPORT_PATH + "/webhook/redeliver")
+    async def redeliver_webhook(
+        request: Request[Any, Any, Any], api_version: FromPath[str]
+    ) -> Response[bytes]:
+        handlers.check_version(deps, api_version)
+        grant = await handlers.authorize(deps, request.headers.get("authorization"), IMPORT_SCOPES)
+        job_id = handlers.parse_job_id(request.query_params.get("id"))
+        await handlers.redeliver_webhook(deps, grant, job_id)
+        return json_response({"id": job_id}, 202)
+
     return Litestar(
         route_handlers=[
             import_videos,
             import_status,
+            redeliver_webhook,
             *media_routes(deps),
             *operational_routes(deps),
         ],

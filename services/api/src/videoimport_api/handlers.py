@@ -19,6 +19,7 @@ from videoimport_events import (
     encode_event,
 )
 from videoimport_projects import WRITE_SCOPE, TokenGrant, grant_for
+from videoimport_projects.redelivery import RedeliveryRefused, request_redelivery
 
 from videoimport_api.adapters import postgres
 from videoimport_api.adapters.s3 import MediaStore
@@ -235,6 +236,18 @@ async def job_status(deps: Dependencies, grant: TokenGrant, job_id: str) -> dict
     if requested is None:
         raise _not_found(job_id)
     return render_started(requested)
+
+
+async def redeliver_webhook(deps: Dependencies, grant: TokenGrant, job_id: str) -> None:
+    """Record a ``WebhookRedeliveryRequested`` for the caller's finished job (404, 409)."""
+    try:
+        async with deps.pool.acquire() as conn:
+            event_id = await request_redelivery(conn, job_id, "api", project=grant.project)
+    except RedeliveryRefused as exc:
+        if exc.reason == "unknown_job":
+            raise _not_found(job_id) from exc
+        raise ApiError(409, str(exc), [FieldError("id", str(exc))]) from exc
+    log.info("webhook redelivery requested", job_id=job_id, event_id=str(event_id))
 
 
 async def ready(deps: Dependencies) -> None:

@@ -112,7 +112,9 @@ class Attempter:
             result = domain.AttemptResult(error=domain.NO_SECRET)
         made.append(_Made(delivery, attempt, result))
         finished = self.clock()
-        step = domain.next_step(attempt, result, finished, self.policy, self.rand())
+        step = domain.next_step(
+            domain.in_budget(delivery, attempt), result, finished, self.policy, self.rand()
+        )
         try:
             async with conn.transaction():  # a savepoint: the row stays locked if it fails
                 await deliveries.record_attempt(
@@ -180,7 +182,9 @@ class Attempter:
         off, and after the policy's attempts fail the delivery and park it."""
         delivery, attempt = made.delivery, made.attempt
         error = domain.short_error(f"attempt could not be recorded: {describe(exc)}")
-        step = domain.unrecorded_step(attempt, error, now, self.policy, self.rand())
+        step = domain.unrecorded_step(
+            domain.in_budget(delivery, attempt), error, now, self.policy, self.rand()
+        )
         outcome = domain.AttemptResult(status=made.result.status)
         if not await deliveries.record_attempt(
             conn, delivery.delivery_id, attempt, outcome, step, now

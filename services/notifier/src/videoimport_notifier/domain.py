@@ -47,6 +47,10 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     """Encoded once; every attempt sends exactly these bytes."""
     attempts: int = 0
+    budget_from: int = 0
+    """``attempts`` when the delivery was last re-armed by a redelivery request: the
+    retry schedule counts the attempts after it (a fresh budget), while the attempt
+    number keeps counting so its events stay gap-free in ``webhook-{delivery_id}``."""
     cause_event_id: str
     """The ``JobCompleted`` event id: the causation of every attempt's event."""
 
@@ -96,6 +100,12 @@ def delivery_for(event: JobCompleted, event_id: str) -> Delivery | None:
         body=payload(event),
         cause_event_id=event_id,
     )
+
+
+def in_budget(delivery: Delivery, attempt: int) -> int:
+    """Attempt ``attempt`` (the delivery's running count) as the retry schedule
+    counts it: 1 for the first attempt after the delivery was (re-)armed."""
+    return attempt - delivery.budget_from
 
 
 def http_error(status: int) -> str:

@@ -1,6 +1,16 @@
-"""The notifier's consumer side: record a delivery for a JobCompleted (from Kafka or
-from a dead letter an operator retried); a message that cannot be handled is parked.
-Attempts of due deliveries are in ``attempts``."""
+"""The notifier's consumer side: record a delivery for a JobCompleted and re-arm it
+for a WebhookRedeliveryRequested (from Kafka or from a dead letter an operator
+retried); a message that cannot be handled is parked. Attempts of due deliveries
+are in ``attempts``.
+
+A redelivery request for a job without a delivery changes nothing (its inbox row
+is still written). It cannot overtake the job's JobCompleted: the API and the CLI
+record a request only once the JobCompleted is in the log, the relay publishes in
+log order, both are keyed by the job id, and the consumer handles one key's
+messages in order. So the JobCompleted was handled first: either it had no webhook
+(the request is refused before it is recorded), or it was parked as a dead letter,
+and retrying that letter records a new pending delivery, which is sent anyway.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +21,7 @@ import msgspec
 import structlog
 from videoimport_eventlog import deadletters, kafka, store, tracking
 from videoimport_eventlog.consumer import Record, source_of
-from videoimport_events import Envelope, JobCompleted
+from videoimport_events import Envelope, JobCompleted, WebhookRedeliveryRequested
 
 from videoimport_notifier import domain
 from videoimport_notifier.adapters import deliveries, metrics
@@ -24,10 +34,13 @@ log = structlog.get_logger(__name__)
 async def record(conn: asyncpg.Connection, envelope: Envelope, now: datetime) -> str | None:
     """Within the caller's transaction: the delivery a message asks for, once.
 
-    Returns the delivery id when a new delivery was recorded. Other event types,
-    jobs without a webhook and redeliveries change nothing.
+    Returns the delivery id when a new delivery was recorded (or one was re-armed
+    by a redelivery request). Other event types, jobs without a webhook and
+    messages handled before change nothing.
     """
     event = envelope.data
+    if isinstance(event, WebhookRedeliveryRequested):
+        return await redeliver(conn, envelope, event, now)
     if not isinstance(event, JobCompleted):
         return None
     delivery = domain.delivery_for(event, envelope.id)
@@ -40,6 +53,30 @@ async def record(conn: asyncpg.Connection, envelope: Envelope, now: datetime) ->
     metrics.DELIVERIES.inc()
     log.info("webhook delivery recorded", job_id=event.job_id, delivery_id=delivery.delivery_id)
     return delivery.delivery_id
+
+
+async def redeliver(
+    conn: asyncpg.Connection, envelope: Envelope, event: WebhookRedeliveryRequested, now: datetime
+) -> str | None:
+    """Re-arm the job's delivery (same ``webhook-id`` and body, due now, a fresh
+    attempt budget), once per request event."""
+    if not await tracking.claim_message(conn, domain.CONSUMER, envelope.id):
+        return None
+    rearmed = await deliveries.rearm_for_redelivery(conn, event.job_id, now)
+    if not rearmed:
+        log.info(
+            "webhook redelivery requested for a job without a delivery; nothing to re-arm",
+            job_id=event.job_id,
+            request_id=envelope.id,
+        )
+        return None
+    log.info(
+        "webhook delivery re-armed on request",
+        job_id=event.job_id,
+        delivery_ids=rearmed,
+        requested_by=event.requested_by,
+    )
+    return rearmed[0]
 
 
 async def record_delivery(pool: asyncpg.Pool, envelope: Envelope, now: datetime) -> str | None:
@@ -67,7 +104,10 @@ async def handle_message(pool: asyncpg.Pool, message: Record, now: datetime) -> 
             )
         return None
     event = envelope.data
-    if not isinstance(event, JobCompleted) or event.webhook is None:
+    wanted = isinstance(event, WebhookRedeliveryRequested) or (
+        isinstance(event, JobCompleted) and event.webhook is not None
+    )
+    if not wanted:
         return None  # nothing to deliver: no need for a connection
     return await record_delivery(pool, envelope, now)
 

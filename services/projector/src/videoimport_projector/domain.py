@@ -21,7 +21,11 @@ from videoimport_events import (
     VideoImportFailed,
     VideoImportRequested,
     VideoImportSkipped,
+    WebhookDelivered,
+    WebhookDeliveryFailed,
 )
+
+from videoimport_projector.webhook import WebhookStatus, fold
 
 TRACKING_NAME = "projector"
 
@@ -35,6 +39,8 @@ JOB_EVENTS = (
     VideoImported,
     VideoImportSkipped,
     VideoImportFailed,
+    WebhookDelivered,
+    WebhookDeliveryFailed,
 )
 """The event types the status model is built from; the rest of the log is skipped."""
 
@@ -75,6 +81,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     cause_at: datetime | None = None
     completed: bool = False
     """A ``JobCompleted`` of this job has been read from the log."""
+    webhook_status: WebhookStatus | None = None
+    """The job's webhook delivery, from the notifier's attempt events (see ``webhook``)."""
 
     def overview(self) -> Overview:
         counts = {"success": 0, "skipped": 0, "failed": 0}
@@ -148,6 +156,11 @@ def evolve(state: JobState | None, fact: Fact) -> JobState | None:
         return msgspec.structs.replace(
             state, completed=True, status=event.state, finished_at=event.finished_at
         )
+    if isinstance(event, (WebhookDelivered, WebhookDeliveryFailed)):
+        folded = fold(state.webhook_status, event, fact.occurred_at)
+        if folded is state.webhook_status:
+            return state
+        return msgspec.structs.replace(state, webhook_status=folded)
     if not isinstance(event, (VideoImported, VideoImportSkipped, VideoImportFailed)):
         return state
     index = event.index
@@ -161,6 +174,16 @@ def evolve(state: JobState | None, fact: Fact) -> JobState | None:
             cause_at=fact.occurred_at,
         )
     )
+
+
+def webhook_view(state: JobState) -> WebhookStatus | None:
+    """The job's webhook as the status shows it: what its attempts say, else
+    ``pending`` with no attempt for a finished job with a webhook; None without one."""
+    if state.webhook_status is not None:
+        return state.webhook_status
+    if state.webhook is None or state.status == "started":
+        return None
+    return WebhookStatus(delivery_id="", state="pending", attempts=0)
 
 
 def decide_completion(state: JobState) -> JobCompleted | None:

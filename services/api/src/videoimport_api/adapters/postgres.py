@@ -6,7 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
-from videoimport_api.domain.status import JobRow, VideoRow
+from videoimport_api.domain.status import JobRow, VideoRow, WebhookRow
 
 
 async def claim_idempotency_key(
@@ -45,7 +45,9 @@ async def projected_status(
     """The job and its videos from the read model; None if not projected (yet)."""
     try:
         job = await conn.fetchrow(
-            "SELECT job_id, state, video_count, started_at, finished_at, success, skipped, failed"
+            "SELECT job_id, state, video_count, started_at, finished_at, success, skipped, failed,"
+            " webhook_state, webhook_attempts, webhook_last_status, webhook_last_error,"
+            " webhook_next_attempt_at, webhook_delivered_at"
             " FROM status_jobs WHERE job_id = $1 AND project = $2",
             job_id,
             project,
@@ -72,8 +74,22 @@ async def projected_status(
             success=job["success"] or 0,
             skipped=job["skipped"] or 0,
             failed=job["failed"] or 0,
+            webhook=_webhook(job),
         ),
         [VideoRow(**dict(v)) for v in videos],
+    )
+
+
+def _webhook(job: asyncpg.Record) -> WebhookRow | None:
+    if job["webhook_state"] is None:
+        return None
+    return WebhookRow(
+        state=job["webhook_state"],
+        attempts=job["webhook_attempts"] or 0,
+        last_status=job["webhook_last_status"],
+        last_error=job["webhook_last_error"],
+        next_attempt_at=job["webhook_next_attempt_at"],
+        delivered_at=job["webhook_delivered_at"],
     )
 
 

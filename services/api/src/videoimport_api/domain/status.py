@@ -28,6 +28,18 @@ class JobRow(msgspec.Struct, frozen=True, kw_only=True):
     success: int = 0
     skipped: int = 0
     failed: int = 0
+    webhook: WebhookRow | None = None
+
+
+class WebhookRow(msgspec.Struct, frozen=True, kw_only=True):
+    """The job's webhook delivery as the projector folded it from the attempt events."""
+
+    state: str
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
 
 
 class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,6 +109,21 @@ def render_video(video: VideoRow, link: Link) -> dict[str, Any]:
     }
 
 
+def _optional_timestamp(value: datetime | None) -> str | None:
+    return None if value is None else timestamp(value)
+
+
+def render_webhook(webhook: WebhookRow) -> dict[str, Any]:
+    return {
+        "state": webhook.state,
+        "attempts": webhook.attempts,
+        "lastStatus": webhook.last_status,
+        "lastError": webhook.last_error,
+        "nextAttemptAt": _optional_timestamp(webhook.next_attempt_at),
+        "deliveredAt": _optional_timestamp(webhook.delivered_at),
+    }
+
+
 def render_status(job: JobRow, videos: list[VideoRow], link: Link) -> dict[str, Any]:
     if job.state == STARTED:
         return render_started(job)
@@ -111,4 +138,6 @@ def render_status(job: JobRow, videos: list[VideoRow], link: Link) -> dict[str, 
     document["overview"] = _counts(job)
     ordered = sorted(videos, key=lambda v: v.idx)
     document["videos"] = [render_video(v, link) for v in ordered]
+    if job.webhook is not None:
+        document["webhook"] = render_webhook(job.webhook)
     return document

@@ -46,7 +46,7 @@ async def lock_next_due(
     """
     row = await conn.fetchrow(
         "SELECT delivery_id, job_id, project, url, payload::text AS payload, attempts,"
-        " cause_event_id FROM webhook_deliveries"
+        " budget_from, cause_event_id FROM webhook_deliveries"
         " WHERE state = 'pending' AND next_attempt_at <= $1 AND project <> ALL($2::text[])"
         " ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
         now,
@@ -61,6 +61,7 @@ async def lock_next_due(
         url=row["url"],
         body=row["payload"].encode(),
         attempts=row["attempts"],
+        budget_from=row["budget_from"],
         cause_event_id=row["cause_event_id"],
     )
 
@@ -103,3 +104,21 @@ async def rearm(conn: asyncpg.Connection, delivery_id: str, due: datetime) -> bo
         due,
     )
     return bool(changed)
+
+
+async def rearm_for_redelivery(conn: asyncpg.Connection, job_id: str, due: datetime) -> list[str]:
+    """The job's deliveries, whatever their state, become pending and due at ``due``
+    with a fresh attempt budget (``budget_from`` = the attempts made so far).
+
+    A delivery a scheduler is attempting right now is locked: this waits for that
+    attempt to be recorded and then re-arms it. Returns the re-armed delivery ids
+    (none when the job has no delivery).
+    """
+    rows = await conn.fetch(
+        "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $2,"
+        " budget_from = attempts, updated_at = $2"
+        " WHERE job_id = $1 RETURNING delivery_id",
+        job_id,
+        due,
+    )
+    return sorted(r["delivery_id"] for r in rows)

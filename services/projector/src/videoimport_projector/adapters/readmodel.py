@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import asyncpg
 import msgspec
 
-from videoimport_projector.domain import JobState, VideoRow
+from videoimport_projector.domain import JobState, VideoRow, webhook_view
 
 TABLES = ("status_jobs", "status_videos", "projector_job_state")
 
@@ -40,6 +40,7 @@ async def save_jobs(conn: asyncpg.Connection, states: Iterable[JobState]) -> Non
     rows = []
     for s in states:
         overview = s.overview()
+        hook = webhook_view(s)
         rows.append(
             (
                 s.job_id,
@@ -52,17 +53,30 @@ async def save_jobs(conn: asyncpg.Connection, states: Iterable[JobState]) -> Non
                 overview.success,
                 overview.skipped,
                 overview.failed,
+                None if hook is None else hook.state,
+                None if hook is None else hook.attempts,
+                None if hook is None else hook.last_status,
+                None if hook is None else hook.last_error,
+                None if hook is None else hook.next_attempt_at,
+                None if hook is None else hook.delivered_at,
             )
         )
     await conn.executemany(
         "INSERT INTO status_jobs (job_id, project, system_name, state, video_count, started_at,"
-        " finished_at, success, skipped, failed)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " finished_at, success, skipped, failed, webhook_state, webhook_attempts,"
+        " webhook_last_status, webhook_last_error, webhook_next_attempt_at,"
+        " webhook_delivered_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         " ON CONFLICT (job_id) DO UPDATE SET project = EXCLUDED.project,"
         " system_name = EXCLUDED.system_name, state = EXCLUDED.state,"
         " video_count = EXCLUDED.video_count, started_at = EXCLUDED.started_at,"
         " finished_at = EXCLUDED.finished_at, success = EXCLUDED.success,"
-        " skipped = EXCLUDED.skipped, failed = EXCLUDED.failed",
+        " skipped = EXCLUDED.skipped, failed = EXCLUDED.failed,"
+        " webhook_state = EXCLUDED.webhook_state, webhook_attempts = EXCLUDED.webhook_attempts,"
+        " webhook_last_status = EXCLUDED.webhook_last_status,"
+        " webhook_last_error = EXCLUDED.webhook_last_error,"
+        " webhook_next_attempt_at = EXCLUDED.webhook_next_attempt_at,"
+        " webhook_delivered_at = EXCLUDED.webhook_delivered_at",
         rows,
     )
 
