@@ -12,6 +12,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 CONTENT_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime"}
 
@@ -21,9 +22,11 @@ def serve(samples: Path, webhook_log: Path, port: int) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            name = self.path.removeprefix("/samples/")
+            # The query is ignored, so one sample serves as many distinct videos.
+            requested = urlsplit(self.path).path
+            name = requested.removeprefix("/samples/")
             path = samples / name
-            if not self.path.startswith("/samples/") or "/" in name or not path.is_file():
+            if not requested.startswith("/samples/") or "/" in name or not path.is_file():
                 self.send_error(HTTPStatus.NOT_FOUND)
                 return
             body = path.read_bytes()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
@@ -24,6 +26,7 @@ from ._process import pick_port
 from .paths import default_data_dir, repo_root
 from .services import ServiceSet
 from .stack import LocalStack
+from .supervisor import Supervisor
 
 DEMO_PROJECT = "demo"
 SERVICE_STOP_SECONDS = 15.0
@@ -71,6 +74,58 @@ def operator_settings(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k.startswith("VIDEOIMPORT_")}
 
 
+def supervise(
+    services: ServiceSet, stack: LocalStack, stopping: threading.Event, log_dir: Path
+) -> None:
+    """Until ``stopping``: restart any service or server that exits, with backoff.
+
+    Gives up (returns, so everything stops) on one that keeps dying.
+    """
+    supervisor = Supervisor()
+    now = time.monotonic()
+    for name in services.children:
+        supervisor.started(f"service {name}", now)
+    for name in stack.children():
+        supervisor.started(f"server {name}", now)
+    while not stopping.wait(0.5):
+        now = time.monotonic()
+        dead = {f"server {n}": c for n, c in stack.dead_children().items()}
+        dead.update({f"service {n}": c for n, c in services.dead().items()})
+        for what, code in dead.items():
+            if supervisor.pending(what):
+                continue
+            delay = supervisor.died(what, now, random.random())
+            if delay is None:
+                print(f"{what} keeps exiting ({code}); giving up, see {log_dir}", file=sys.stderr)
+                return
+            print(
+                f"{what} exited ({code}); restarting in {delay:.1f} s"
+                f" (restart {supervisor.restarts.get(what, 0) + 1}); see {log_dir}",
+                file=sys.stderr,
+                flush=True,
+            )
+        for what in supervisor.due(now):
+            kind, _, name = what.partition(" ")
+            try:
+                if kind == "server":
+                    stack.restart(name)
+                else:
+                    services.start_one(name)
+            except Exception as exc:
+                # As good as another exit: try again later, with a longer wait.
+                print(f"{what} could not be restarted: {exc}", file=sys.stderr, flush=True)
+                supervisor.restarted(what, time.monotonic())
+                if supervisor.died(what, time.monotonic(), random.random()) is None:
+                    print(f"{what} cannot be restarted; giving up", file=sys.stderr)
+                    return
+                continue
+            supervisor.restarted(what, time.monotonic())
+            print(f"{what} restarted", file=sys.stderr, flush=True)
+    if supervisor.restarts:
+        summary = ", ".join(f"{k} x{v}" for k, v in sorted(supervisor.restarts.items()))
+        print(f"restarts: {summary}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     data_dir = default_data_dir()
@@ -114,15 +169,7 @@ def main() -> None:
         # Each project signs with its own secret; printing it here would put it in logs.
         print(f"webhook secret: uv run videoimport webhook-secret show --project {DEMO_PROJECT}")
         print(f"logs: {data_dir / 'logs'}  (Ctrl-C stops everything)", flush=True)
-        while not stopping.wait(1.0):
-            dead = services.dead()
-            if dead:
-                name = next(iter(dead))
-                print(
-                    f"service {name} exited ({dead[name]}); see {data_dir / 'logs'}",
-                    file=sys.stderr,
-                )
-                break
+        supervise(services, stack, stopping, data_dir / "logs")
         demo.shutdown()
     finally:
         print("stopping...", flush=True)

@@ -165,6 +165,24 @@ class LocalStack:
     ) -> None:
         self.stop()
 
+    def restart(self, name: str, timeout: float = 120.0) -> None:
+        """Start again a server that exited, on the same ports and data; waits until ready.
+
+        The services keep their connection settings, so they reconnect by themselves.
+        """
+        server = next(s for s in self._servers if s.name == name)
+        ports = {
+            str(k): int(v) for k, v in json.loads((self.data_dir / PORTS_FILE).read_text()).items()
+        }
+        with self._children_lock:
+            old = self._children.pop(name, None)
+        if old is not None:
+            stop_children([old], 5.0)  # the rest of its process group, if any is left
+        server.cancel.clear()
+        self._start_one(server, ports, Deadline(timeout))
+        pids = {n: child.pid for n, child in self.children().items()}
+        write_stack_file(self.data_dir, self.info, os.getpid(), pids)
+
     def dead_children(self) -> dict[str, int]:
         """Servers that exited on their own since start, with their exit codes."""
         return {
