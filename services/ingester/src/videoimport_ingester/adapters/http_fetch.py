@@ -15,7 +15,6 @@ resolved to; the resolved addresses are logged.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -23,15 +22,16 @@ from typing import Any, Final
 
 import aiohttp
 import structlog
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from videoimport_eventlog.addresses import (
     FORBIDDEN_ADDRESS,
     forbidden_reason,
     host_refusal,
-    is_public,
     parse_address,
 )
 from videoimport_eventlog.addresses import valid_hostname as valid_hostname
+from videoimport_eventlog.guarded_http import PublicResolver, public_text
+from videoimport_eventlog.guarded_http import guarded_socket_factory as shared_socket_factory
 from videoimport_eventlog.retry import parse_retry_after
 from videoimport_events import FAILURE_CODES, bounded_reason
 from yarl import URL
@@ -76,49 +76,24 @@ class ForbiddenAddress(Exception):
     """
 
 
-class SafeResolver(AbstractResolver):
+def _refused_name(host: str) -> ForbiddenAddress:
+    return ForbiddenAddress(forbidden_reason(host))
+
+
+def _refused_address(address: str) -> ForbiddenAddress:
+    return ForbiddenAddress(FORBIDDEN_ADDRESS)
+
+
+class SafeResolver(PublicResolver):
     """Hands the connector only the resolved addresses it may connect to."""
 
     def __init__(self, *, allow_private: bool, inner: AbstractResolver | None = None) -> None:
-        self._allow_private = allow_private
-        self._inner = inner if inner is not None else aiohttp.ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if self._allow_private:
-            return results
-        allowed = [r for r in results if _public_text(r["host"])]
-        refused = sorted({r["host"] for r in results if r not in allowed})
-        if not allowed:
-            log.warning("forbidden address", host=host, resolved=refused)
-            raise ForbiddenAddress(forbidden_reason(host))
-        if refused:
-            log.info("non-public addresses dropped", host=host, resolved=refused)
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-def _public_text(text: str) -> bool:
-    address = parse_address(text)
-    return address is not None and is_public(address)
+        super().__init__(allow_private=allow_private, refuse=_refused_name, inner=inner)
 
 
 def guarded_socket_factory(allow_private: bool) -> Any:
-    """Makes the connector's sockets, refusing a non-public address (IP literals
-    included, which aiohttp connects to without asking the resolver)."""
-
-    def factory(addr_info: tuple[Any, ...]) -> socket.socket:
-        family, type_, proto, _, sockaddr = addr_info
-        if not allow_private and not _public_text(str(sockaddr[0])):
-            log.warning("forbidden address", address=str(sockaddr[0]))
-            raise ForbiddenAddress(FORBIDDEN_ADDRESS)
-        return socket.socket(family=family, type=type_, proto=proto)
-
-    return factory
+    """Makes the connector's sockets, refusing a non-public address."""
+    return shared_socket_factory(allow_private, _refused_address)
 
 
 def make_session(*, allow_private: bool) -> aiohttp.ClientSession:
@@ -227,7 +202,7 @@ class SafeFetcher:
         connection = response.connection
         transport = connection.transport if connection is not None else None
         peer = transport.get_extra_info("peername") if transport is not None else None
-        if peer is None or _public_text(str(peer[0])):
+        if peer is None or public_text(str(peer[0])):
             return
         log.warning("forbidden address", host=url.raw_host, peer=str(peer[0]))
         raise FetchError("forbidden_address", forbidden_reason(url.raw_host or ""))

@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import socket
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from videoimport_eventlog.addresses import (
     FORBIDDEN_ADDRESS,
-    address_problem,
     host_refusal,
-    is_public,
     parse_address,
 )
 from videoimport_eventlog.faults import describe
+from videoimport_eventlog.guarded_http import PublicResolver as SharedResolver
+from videoimport_eventlog.guarded_http import guarded_socket_factory as shared_socket_factory
 from videoimport_eventlog.retry import parse_retry_after
 from yarl import URL
 
@@ -62,47 +61,24 @@ def forbidden_error(host: str) -> str:
     return short_error(f"{FORBIDDEN_ADDRESS}: refusing to connect to non-public address {host}")
 
 
-def _public_text(text: str) -> bool:
-    address = parse_address(text)
-    return address is not None and is_public(address)
+def _refused_name(host: str) -> ForbiddenName:
+    return ForbiddenName(host)
 
 
-def guarded_socket_factory(allow_private: bool) -> Any:
-    def factory(addr_info: tuple[Any, ...]) -> socket.socket:
-        family, type_, proto, _, sockaddr = addr_info
-        host = str(sockaddr[0])
-        if address_problem(host, allow_private=allow_private) is not None:
-            log.warning("forbidden webhook address", address=host)
-            raise BlockedAddress(errno.EACCES, f"refusing to connect to non-public address {host}")
-        return socket.socket(family=family, type=type_, proto=proto)
-
-    return factory
+def _refused_address(address: str) -> BlockedAddress:
+    return BlockedAddress(errno.EACCES, f"refusing to connect to non-public address {address}")
 
 
-class PublicResolver(AbstractResolver):
+class PublicResolver(SharedResolver):
     """Hands the connector only the public addresses a name resolves to."""
 
     def __init__(self, *, allow_private: bool, inner: AbstractResolver | None = None) -> None:
-        self._allow_private = allow_private
-        self._inner = inner if inner is not None else aiohttp.ThreadedResolver()
+        super().__init__(allow_private=allow_private, refuse=_refused_name, inner=inner)
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if self._allow_private:
-            return results
-        allowed = [r for r in results if _public_text(r["host"])]
-        refused = sorted({r["host"] for r in results if r not in allowed})
-        if not allowed:
-            log.warning("forbidden webhook address", host=host, resolved=refused)
-            raise ForbiddenName(host)
-        if refused:
-            log.info("non-public webhook addresses dropped", host=host, resolved=refused)
-        return allowed
 
-    async def close(self) -> None:
-        await self._inner.close()
+def guarded_socket_factory(allow_private: bool) -> Any:
+    """Makes the connector's sockets, refusing a non-public address."""
+    return shared_socket_factory(allow_private, _refused_address)
 
 
 def make_session(*, allow_private: bool, timeout: float) -> aiohttp.ClientSession:
