@@ -18,6 +18,7 @@ from videoimport_eventlog import schema, store, tracking
 from videoimport_events import (
     ImportRequested,
     JobCompleted,
+    MediaObjectDeleted,
     Overview,
     VideoImported,
     VideoImportFailed,
@@ -186,6 +187,28 @@ async def attempt(conn: asyncpg.Connection, job_id: str, fields: dict[str, Any],
         await store.append(conn, [new])
 
 
+async def delete_object(conn: asyncpg.Connection, storage_key: str, at: int) -> None:
+    """What the ingester's sweeper appends once it deleted a superseded object."""
+    event = MediaObjectDeleted(
+        project="acme",
+        system_name="archive",
+        external_id="ext-0",
+        media_id="media0",
+        storage_key=storage_key,
+        reason="superseded",
+    )
+    new = store.NewEvent(
+        event,
+        stream_id=f"media-media0/deleted-{uuid.uuid5(uuid.NAMESPACE_URL, storage_key)}",
+        stream_version=0,
+        correlation_id="media0",
+        project="acme",
+        occurred_at=T0 + timedelta(seconds=at),
+    )
+    async with conn.transaction():
+        await store.append(conn, [new])
+
+
 async def completions(conn: asyncpg.Connection) -> list[store.RecordedEvent]:
     events = await store.read_after(conn, 0, 10_000)
     return [e for e in events if isinstance(e.event, JobCompleted)]
@@ -262,6 +285,7 @@ async def test_projector_builds_status_rows_and_completes_each_job_once(
         "mime_type": "video/mp4",
         "storage_key": "acme/media0/r.mp4",
         "outcome": "created",
+        "link_expired": False,
     }
     skipped_row = videos[("jobmixed0001", 2)]
     assert (skipped_row["state"], skipped_row["reason"], skipped_row["media_id"]) == (
@@ -320,6 +344,8 @@ async def test_rebuild_yields_identical_tables_and_no_second_job_completed(
         await attempt(conn, "jobrebuild00", success(2), 160)
         await attempt(conn, "jobrebuild00", success(3), 900)
         await attempt(conn, "jobrebuild01", failure(1, None, T0 + timedelta(minutes=5)), 200)
+        # The ingester's sweeper deleted the object every job's video 0 points at.
+        await delete_object(conn, imported("jobrebuild00", 0).storage_key, 300)
         await eventually(lambda: caught_up(conn), "the attempts to be projected")
     webhooks = {
         r["job_id"]: tuple(r)[1:]
@@ -336,6 +362,8 @@ async def test_rebuild_yields_identical_tables_and_no_second_job_completed(
     before = await dump(conn)
     events_before = await conn.fetchval("SELECT count(*) FROM events")
     assert len(before["status_jobs"]) == 3 and len(before["status_videos"]) == 9
+    expired = await conn.fetch("SELECT job_id, idx FROM status_videos WHERE link_expired")
+    assert sorted(tuple(r) for r in expired) == [(f"jobrebuild{n:02d}", 0) for n in range(3)]
 
     process = await asyncio.create_subprocess_exec(
         sys.executable,

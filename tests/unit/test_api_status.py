@@ -215,3 +215,35 @@ def test_a_finished_job_with_a_webhook_shows_it_additively() -> None:
 
 def _fields(job: JobRow) -> dict[str, object]:
     return {f: getattr(job, f) for f in job.__struct_fields__}
+
+
+def test_a_video_whose_object_was_deleted_has_no_link_and_says_so() -> None:
+    job = JobRow(
+        job_id="old", state="success", video_count=2, started_at=STARTED, success=1, skipped=1
+    )
+    common = {"system_name": "s", "media_id": "m1", "mime_type": "video/mp4"}
+    videos = [
+        VideoRow(idx=0, external_id="e0", state="success", storage_key="p/m1/a.mp4", **common),
+        VideoRow(
+            idx=1,
+            external_id="e1",
+            state="skipped",
+            storage_key="p/m1/b.mp4",
+            link_expired=True,
+            **common,
+        ),
+    ]
+    rendered = render_status(job, videos, link)["videos"]
+    assert rendered[0]["video"] == {
+        "mediaId": "m1",
+        "originalUrl": f"{BASE}/p/m1/a.mp4",
+        "mimeType": "video/mp4",
+    }
+    assert "linkExpired" not in rendered[0]["video"]
+    assert rendered[1]["video"] == {
+        "mediaId": "m1",
+        "originalUrl": None,
+        "mimeType": "video/mp4",
+        "linkExpired": True,
+    }
+    assert (rendered[1]["state"], rendered[1]["code"]) == ("skipped", "already_exists")

@@ -80,6 +80,13 @@ def test_storage_key_and_stream() -> None:
     assert domain.stream_id("abcdefgh2345", 2) == "job-abcdefgh2345/video-2"
 
 
+def test_the_deletion_of_one_key_has_one_stream() -> None:
+    first = domain.deleted_stream_id("m1", "news/m1/ev-1.mp4")
+    assert first == domain.deleted_stream_id("m1", "news/m1/ev-1.mp4")
+    assert first.startswith("media-m1/deleted-")
+    assert first != domain.deleted_stream_id("m1", "news/m1/ev-2.mp4")
+
+
 def test_new_video_is_downloaded_and_created() -> None:
     decision = domain.decide(request(), CONFIG, None)
     assert decision == domain.Download(

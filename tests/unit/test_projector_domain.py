@@ -9,6 +9,7 @@ import pytest
 from videoimport_events import (
     ImportRequested,
     JobCompleted,
+    MediaObjectDeleted,
     Overview,
     VideoImported,
     VideoImportFailed,
@@ -16,11 +17,15 @@ from videoimport_events import (
     VideoImportSkipped,
     WebhookRedeliveryRequested,
 )
+from videoimport_projector import handlers
+from videoimport_projector.adapters import readmodel
 from videoimport_projector.domain import (
     JobState,
     Logged,
     decide_completion,
     evolve,
+    expired_key,
+    job_id_of,
     newer_row,
     video_row,
 )
@@ -219,3 +224,61 @@ def test_video_rows_and_terminal_rows_win(fact: Logged, state: str) -> None:
     assert terminal_row.state == state
     assert newer_row(request_row, terminal_row) is terminal_row
     assert newer_row(terminal_row, request_row) is terminal_row
+
+
+def _deleted(key: str = "acme/m1/old.mp4") -> MediaObjectDeleted:
+    return MediaObjectDeleted(
+        project="acme",
+        system_name="archive",
+        external_id="v0",
+        media_id="m1",
+        storage_key=key,
+        reason="superseded",
+    )
+
+
+def test_a_deleted_object_expires_its_key_and_belongs_to_no_job() -> None:
+    event = _deleted()
+    assert expired_key(event) == "acme/m1/old.mp4"
+    assert job_id_of(event) is None
+    assert video_row(event) is None
+    state = fold(requested(1))
+    assert evolve(state, at(1, event)) is state
+    assert expired_key(imported(0, 1).event) is None
+
+
+async def test_apply_marks_the_key_after_the_rows_of_the_same_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A result and the deletion of its object in one batch: the row is saved, then marked."""
+    calls: list[tuple[str, object]] = []
+
+    async def load_jobs(conn: object, job_ids: object) -> dict[str, JobState]:
+        return {}
+
+    async def save_jobs(conn: object, states: object) -> None:
+        calls.append(("jobs", [s.job_id for s in states]))  # type: ignore[attr-defined]
+
+    async def save_videos(conn: object, rows: object) -> None:
+        calls.append(("videos", sorted(r.storage_key for r in rows)))  # type: ignore[attr-defined]
+
+    async def expire_links(conn: object, keys: object) -> None:
+        calls.append(("expire", list(keys)))  # type: ignore[call-overload]
+
+    async def append(conn: object, events: object, *, skip_existing: bool = False) -> list[int]:
+        return []
+
+    monkeypatch.setattr(readmodel, "load_jobs", load_jobs)
+    monkeypatch.setattr(readmodel, "save_jobs", save_jobs)
+    monkeypatch.setattr(readmodel, "save_videos", save_videos)
+    monkeypatch.setattr(readmodel, "expire_links", expire_links)
+    monkeypatch.setattr(handlers.store, "append", append)
+    result = imported(0, 1)
+    assert isinstance(result.event, VideoImported)
+    records = [requested(1), result, at(2, _deleted(result.event.storage_key))]
+    await handlers.apply(object(), records)  # type: ignore[arg-type]
+    assert calls == [
+        ("jobs", [JOB]),
+        ("videos", [result.event.storage_key]),
+        ("expire", [result.event.storage_key]),
+    ]

@@ -33,6 +33,8 @@ from videoimport_events.limits import (
     bounded_reason,
 )
 from videoimport_events.videos import (
+    DeletionReason,
+    MediaObjectDeleted,
     Outcome,
     VideoImported,
     VideoImportFailed,
@@ -50,12 +52,14 @@ __all__ = [
     "TERMINAL_VIDEO_EVENTS",
     "TOPICS",
     "AnyEvent",
+    "DeletionReason",
     "Envelope",
     "Event",
     "FailureCode",
     "ImportRequested",
     "JobCompleted",
     "JobState",
+    "MediaObjectDeleted",
     "Outcome",
     "Overview",
     "RequestedBy",

@@ -10,6 +10,7 @@ import msgspec
 from videoimport_events.base import Event
 from videoimport_events.jobs import ImportRequested, JobCompleted, WebhookRedeliveryRequested
 from videoimport_events.videos import (
+    MediaObjectDeleted,
     VideoImported,
     VideoImportFailed,
     VideoImportRequested,
@@ -24,6 +25,7 @@ AnyEvent: TypeAlias = (
     | VideoImported
     | VideoImportSkipped
     | VideoImportFailed
+    | MediaObjectDeleted
     | WebhookDelivered
     | WebhookDeliveryFailed
     | WebhookRedeliveryRequested
@@ -38,6 +40,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         VideoImported,
         VideoImportSkipped,
         VideoImportFailed,
+        MediaObjectDeleted,
         WebhookDelivered,
         WebhookDeliveryFailed,
         WebhookRedeliveryRequested,

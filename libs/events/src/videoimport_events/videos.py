@@ -1,9 +1,10 @@
 """The ``videos`` family: one requested video and its single terminal result.
 
 Every requested video gets exactly one of ``VideoImported``,
-``VideoImportSkipped`` or ``VideoImportFailed``. All events of one video
-(project, system name, external id) share a partition key, so subscribers see
-them in order.
+``VideoImportSkipped`` or ``VideoImportFailed``. ``MediaObjectDeleted`` says a
+stored object is gone (no job: it is the ingester's housekeeping). All events of
+one video (project, system name, external id) share a partition key, so
+subscribers see them in order.
 """
 
 from __future__ import annotations
@@ -80,3 +81,28 @@ class VideoImportFailed(_VideoEvent, frozen=True, kw_only=True):
 
     reason: str
     code: str
+
+
+DeletionReason = Literal["superseded"]
+
+
+class MediaObjectDeleted(Event, frozen=True, kw_only=True):
+    """A stored media object was deleted from the bucket.
+
+    ``superseded``: a re-import with a new url replaced it, and the grace period
+    since has passed. Results that pointed at ``storage_key`` (older jobs) no
+    longer have a link. Belongs to no job: its stream is
+    ``media-{media_id}/deleted-{uuid5 of the key}``.
+    """
+
+    family: ClassVar[str] = "videos"
+
+    project: str
+    system_name: str
+    external_id: str
+    media_id: str
+    storage_key: str
+    reason: DeletionReason = "superseded"
+
+    def partition_key(self) -> str:
+        return video_key(self.project, self.system_name, self.external_id)

@@ -99,7 +99,7 @@ async def build_ingester(settings: Settings) -> AsyncIterator[Ingester]:
             make_session(allow_private=settings.allow_private_urls)
         )
         transfer, uploader = build_transfer(settings, session, s3)
-        yield Ingester(pool, transfer, uploader)
+        yield Ingester(pool, transfer, uploader, superseded_grace=settings.superseded_grace)
 
 
 def build_transfer(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from typing import Any, TypeAlias
 
 import msgspec
@@ -121,6 +122,13 @@ def storage_key(project: str, media_id: str, request_event_id: str, extension: s
 
 def stream_id(job_id: str, index: int) -> str:
     return f"job-{job_id}/video-{index}"
+
+
+def deleted_stream_id(media_id: str, storage_key: str) -> str:
+    """The stream of one object's ``MediaObjectDeleted`` (version 0): the same for a
+    repeated deletion of the same key, so the log records it once."""
+    key_id = uuid.uuid5(uuid.NAMESPACE_URL, f"videoimport:media-object:{storage_key}")
+    return f"media-{media_id}/deleted-{key_id}"
 
 
 def decide(

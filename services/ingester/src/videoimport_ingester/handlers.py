@@ -6,7 +6,8 @@ request: load (inbox, project config, registry row), decide, download if
 needed, then commit the inbox row, the registry change and the event in one
 transaction. The registry row is re-read under ``FOR UPDATE`` in that
 transaction: if another job changed it since the decision, the decision is
-made again.
+made again. When that transaction replaces the row's stored object, the old
+key is recorded in ``superseded_objects`` for the sweeper (``sweeper.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from videoimport_events import Envelope, VideoImported, VideoImportRequested, Vi
 from videoimport_projects import project_config
 
 from videoimport_ingester import domain
-from videoimport_ingester.adapters import metrics, registry, tasks
+from videoimport_ingester.adapters import metrics, registry, superseded, tasks
 from videoimport_ingester.adapters.http_fetch import FetchError
 from videoimport_ingester.adapters.s3_upload import S3Uploader
 from videoimport_ingester.domain import CONSUMER, Decision, MediaRecord, Resolution, StoredObject
@@ -111,10 +112,18 @@ class Intake:
 
 
 class Ingester:
-    def __init__(self, pool: asyncpg.Pool, transfer: Transfer, uploader: S3Uploader) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        transfer: Transfer,
+        uploader: S3Uploader,
+        *,
+        superseded_grace: float = 7 * 24 * 3600.0,
+    ) -> None:
         self._pool = pool
         self._transfer = transfer
         self._uploader = uploader
+        self._superseded_grace = superseded_grace
 
     @property
     def uploader(self) -> S3Uploader:
@@ -251,6 +260,8 @@ class Ingester:
                 )
         else:
             await registry.update(conn, record)
+            if current.storage_key != record.storage_key:
+                await superseded.record(conn, current, self._superseded_grace)
 
 
 def _request_of(envelope: Envelope) -> VideoImportRequested:

@@ -13,7 +13,9 @@ consumes videoimport.videos (VideoImportRequested) → emits VideoImported / Vid
   the log. A failure is retried per the ``RetryPolicy``: an outage (database,
   broker or S3 away) without counting, anything else counted; once the
   attempts are used up the video ends ``failed`` / ``internal_error``;
-- a loop queues again the dead letters an operator marked for retry.
+- a loop queues again the dead letters an operator marked for retry;
+- the sweeper (``sweeper.py``) deletes media objects a re-import superseded once
+  ``superseded_grace`` has passed, and records each as ``MediaObjectDeleted``.
 
 SIGTERM: nothing new is claimed; what runs gets ``shutdown_grace`` seconds, then
 it is cancelled (multipart uploads aborted) and its rows are released, so
@@ -42,6 +44,7 @@ from videoimport_ingester.adapters.s3_upload import is_storage_outage
 from videoimport_ingester.handlers import Ingester, Intake
 from videoimport_ingester.scheduling import Limits
 from videoimport_ingester.settings import Settings
+from videoimport_ingester.sweeper import Sweeper
 
 log = structlog.get_logger(__name__)
 
@@ -254,20 +257,25 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         log.info(
             "ingester started", topic=topic, group=bootstrap.group_id(settings), owner=workers.owner
         )
+        sweeper = Sweeper(
+            ingester.pool, ingester.uploader, settings.superseded_sweep_interval, policy
+        )
         consuming = asyncio.create_task(keyed.run())
         working = asyncio.create_task(workers.run(stop))
+        sweeping = asyncio.create_task(sweeper.run(stop))
+        loops = (consuming, working, sweeping)
         try:
             stopped = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({consuming, working, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*loops, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()  # whatever ended first, the rest stops too
             keyed.stop()
-            await asyncio.gather(consuming, working, return_exceptions=True)
+            await asyncio.gather(*loops, return_exceptions=True)
         finally:
-            for task in (consuming, working):
+            for task in loops:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await consumer.stop()
-        for task in (consuming, working):
+        for task in loops:
             failure = None if task.cancelled() else task.exception()
             if failure is not None:
                 raise failure  # the consumer (or the workers) failed on their own

@@ -62,6 +62,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Tries of one source before a transient failure (5xx, reset) fails the video."""
     download_backoff: float = 1.0
     """First retry delay in seconds; doubles with each attempt."""
+    superseded_grace: float = 7 * 24 * 3600.0
+    """Seconds a media object replaced by a re-import with a new url is kept
+    (older statuses still link to it) before the sweeper deletes it; 0 or
+    negative: never deleted (still recorded in ``superseded_objects``)."""
+    superseded_sweep_interval: float = 60.0
+    """How often the sweeper looks for superseded objects that are due."""
     shutdown_grace: float = 10.0
     """How long SIGTERM waits for in-flight videos before cancelling them (their
     uploads are aborted and their queue rows released for another instance)."""
@@ -82,6 +88,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("ingester_lease_seconds and ingester_poll_interval must be positive")
         if self.download_min_rate < 0 or self.download_rate_window <= 0:
             raise ValueError("download_min_rate must be >= 0 and download_rate_window > 0")
+        if self.superseded_sweep_interval <= 0:
+            raise ValueError("superseded_sweep_interval must be positive")
 
 
 def load() -> Settings:

@@ -16,6 +16,7 @@ import msgspec
 from videoimport_events import (
     ImportRequested,
     JobCompleted,
+    MediaObjectDeleted,
     Overview,
     VideoImported,
     VideoImportFailed,
@@ -245,6 +246,14 @@ def newer_row(old: VideoRow | None, new: VideoRow) -> VideoRow:
     if old is not None and old.state is not None and new.state is None:
         return old
     return new
+
+
+def expired_key(event: object) -> str | None:
+    """The storage key whose results lose their link: ``MediaObjectDeleted`` deleted
+    the object (it belongs to no job; every ``status_videos`` row with the key is marked)."""
+    if isinstance(event, MediaObjectDeleted):
+        return event.storage_key
+    return None
 
 
 def job_id_of(event: object) -> str | None:

@@ -50,7 +50,11 @@ async def apply(conn: asyncpg.Connection, records: list[store.RecordedEvent]) ->
     jobs.update(await readmodel.load_jobs(conn, job_ids))
     changed: set[str] = set()
     rows: dict[tuple[str, int], domain.VideoRow] = {}
+    expired: list[str] = []
     for record in records:
+        if (deleted := domain.expired_key(record.event)) is not None:
+            expired.append(deleted)
+            continue
         job_id = domain.job_id_of(record.event)
         if job_id is None:
             continue
@@ -66,6 +70,8 @@ async def apply(conn: asyncpg.Connection, records: list[store.RecordedEvent]) ->
     states = [s for j in sorted(changed) if (s := jobs[j]) is not None]
     await readmodel.save_jobs(conn, states)
     await readmodel.save_videos(conn, rows.values())
+    # After the rows: a result logged earlier in this batch is marked too.
+    await readmodel.expire_links(conn, expired)
     # skip_existing: a rebuild decides every completion again; the log keeps one.
     completions = [c for s in states if (c := completion(s)) is not None]
     return len(await store.append(conn, completions, skip_existing=True))

@@ -58,7 +58,7 @@ async def projected_status(
         if job["state"] != "started":
             videos = await conn.fetch(
                 "SELECT idx, system_name, external_id, state, reason, code, media_id, mime_type,"
-                " storage_key FROM status_videos WHERE job_id = $1 ORDER BY idx",
+                " storage_key, link_expired FROM status_videos WHERE job_id = $1 ORDER BY idx",
                 job_id,
             )
     except asyncpg.UndefinedTableError:

@@ -52,6 +52,8 @@ class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
     media_id: str | None = None
     mime_type: str | None = None
     storage_key: str | None = None
+    link_expired: bool = False
+    """The object was deleted (superseded by a re-import): no link any more."""
 
 
 def timestamp(value: datetime) -> str:
@@ -92,11 +94,14 @@ def render_video(video: VideoRow, link: Link) -> dict[str, Any]:
             rendered["reason"] = video.reason or "already exists"
             rendered["code"] = video.code or "already_exists"
         rendered.update(identity)
+        key = None if video.link_expired else video.storage_key
         rendered["video"] = {
             "mediaId": video.media_id,
-            "originalUrl": None if video.storage_key is None else link(video.storage_key),
+            "originalUrl": None if key is None else link(key),
             "mimeType": video.mime_type,
         }
+        if video.link_expired:
+            rendered["video"]["linkExpired"] = True
         return rendered
     if video.state is None:
         # Only reachable if the read model were inconsistent; say so rather than guess.

@@ -22,3 +22,7 @@ TASK_FAILURES = Counter(
     "Requests whose handling raised, by kind (outage, counted, given_up)",
     ["kind"],
 )
+SUPERSEDED_DELETED = Counter(
+    "videoimport_ingester_superseded_deleted",
+    "Superseded media objects deleted by the sweeper (MediaObjectDeleted appended)",
+)

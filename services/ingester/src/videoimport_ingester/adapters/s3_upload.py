@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 
 ABORT_TIMEOUT = 3.0
 """Seconds an abort may take (also while a stopping worker is being cancelled)."""
+_MISSING_CODES = frozenset({"NoSuchKey", "404"})
 _BUSY_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"})
 
 
@@ -136,7 +137,12 @@ class S3Uploader:
         )
 
     async def delete(self, key: str) -> None:
-        await self._client.delete_object(Bucket=self._bucket, Key=key)
+        """Idempotent: deleting a missing object is no error."""
+        try:
+            await self._client.delete_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _MISSING_CODES:
+                raise
 
 
 class _Multipart:

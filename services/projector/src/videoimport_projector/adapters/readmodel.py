@@ -115,5 +115,19 @@ async def save_videos(conn: asyncpg.Connection, rows: Iterable[VideoRow]) -> Non
     )
 
 
+async def expire_links(conn: asyncpg.Connection, storage_keys: Iterable[str]) -> None:
+    """Every result pointing at one of ``storage_keys`` (a deleted object) loses its link.
+
+    ``save_videos`` never writes ``link_expired``, so a repeated result keeps the mark.
+    """
+    keys = sorted(set(storage_keys))
+    if keys:
+        await conn.execute(
+            "UPDATE status_videos SET link_expired = true"
+            " WHERE storage_key = ANY($1::text[]) AND NOT link_expired",
+            keys,
+        )
+
+
 async def clear(conn: asyncpg.Connection) -> None:
     await conn.execute(f"TRUNCATE {', '.join(TABLES)}")

@@ -1,0 +1,131 @@
+"""Deletes media objects a re-import superseded, once their grace period is over.
+
+Every ``superseded_sweep_interval`` seconds the sweeper takes the due rows of
+``superseded_objects`` and, per row: deletes the S3 object (idempotent: a
+missing object is fine), then in one transaction appends ``MediaObjectDeleted``
+at version 0 of ``media-{media_id}/deleted-{uuid5 of the key}`` and deletes the
+row. A crash between the two steps leaves the row: the next sweep deletes again
+(harmless) and appends. A deletion already in the log (another instance, or a
+crash after the commit of the event) is a ``StreamConflict``: only the row goes.
+An outage (database or S3 away) is waited out with growing backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import asyncpg
+import structlog
+from videoimport_eventlog import store
+from videoimport_eventlog.faults import describe, is_outage
+from videoimport_eventlog.loop import pause
+from videoimport_eventlog.retry import RetryPolicy
+from videoimport_events import MediaObjectDeleted
+
+from videoimport_ingester import domain
+from videoimport_ingester.adapters import metrics, superseded
+from videoimport_ingester.adapters.s3_upload import S3Uploader, is_storage_outage
+
+log = structlog.get_logger(__name__)
+
+BATCH = 100
+"""Rows one round takes; a full batch is followed by another round at once."""
+
+
+def _outage(exc: BaseException) -> bool:
+    return is_outage(exc) or is_storage_outage(exc)
+
+
+def deletion(row: superseded.Superseded) -> store.NewEvent:
+    """The event recording that ``row``'s object is gone (the same stream every time)."""
+    event = MediaObjectDeleted(
+        project=row.project,
+        system_name=row.system_name,
+        external_id=row.external_id,
+        media_id=row.media_id,
+        storage_key=row.storage_key,
+        reason="superseded",
+    )
+    return store.NewEvent(
+        event=event,
+        stream_id=domain.deleted_stream_id(row.media_id, row.storage_key),
+        stream_version=0,
+        correlation_id=row.media_id,
+        project=row.project,
+    )
+
+
+class Sweeper:
+    def __init__(
+        self, pool: asyncpg.Pool, uploader: S3Uploader, interval: float, policy: RetryPolicy
+    ) -> None:
+        self._pool = pool
+        self._uploader = uploader
+        self._interval = interval
+        self._policy = policy
+        self._outages = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep every ``interval`` until ``stop``; never raises."""
+        while not stop.is_set():
+            delay = self._interval
+            try:
+                if await self.sweep(stop) >= BATCH:
+                    delay = 0.0
+                self._outages = 0
+            except Exception as exc:
+                if _outage(exc):
+                    self._outages += 1
+                    delay = self._policy.delay(min(self._outages, 32), random.random())
+                    log.warning(
+                        "sweeping superseded objects failed on an outage; retrying",
+                        retry_in=round(delay, 2),
+                        error=describe(exc),
+                    )
+                else:
+                    log.error("sweeping superseded objects failed", exc_info=exc)
+            await pause(stop, delay)
+
+    async def sweep(self, stop: asyncio.Event | None = None) -> int:
+        """One round: the due rows, each deleted and recorded; returns how many were due.
+
+        An outage ends the round (raised); any other failure of one row is logged
+        and the row is tried again next round.
+        """
+        async with self._pool.acquire() as conn:
+            rows = await superseded.due(conn, BATCH)
+        for row in rows:
+            if stop is not None and stop.is_set():
+                break
+            try:
+                await self._delete(row)
+            except Exception as exc:
+                if _outage(exc):
+                    raise
+                log.error(
+                    "could not delete a superseded object; retrying next round",
+                    storage_key=row.storage_key,
+                    exc_info=exc,
+                )
+        return len(rows)
+
+    async def _delete(self, row: superseded.Superseded) -> None:
+        await self._uploader.delete(row.storage_key)
+        new = deletion(row)
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await store.append(conn, [new])
+                    await superseded.forget(conn, row.storage_key)
+            except store.StreamConflict:
+                log.info("deletion already recorded", storage_key=row.storage_key)
+                await superseded.forget(conn, row.storage_key)
+                return
+        metrics.SUPERSEDED_DELETED.inc()
+        log.info(
+            "superseded media object deleted",
+            storage_key=row.storage_key,
+            media_id=row.media_id,
+            project=row.project,
+        )
