@@ -8,22 +8,22 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from aiohttp import web
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from videoimport_devstack import StackInfo
-from videoimport_eventlog import kafka, schema
+from videoimport_eventlog import kafka
 from videoimport_events import Envelope
 
-from tests.integration.test_notifier_webhooks import (
+from tests.integration.notifier_harness import (
     Receiver,
-    create_projects,
     delivery_row,
     jobs_topic,
     log_job_completed,
     marker,
+    notifier_db,
     notifying,
     publish,
+    serving,
     settings_for,
 )
 from tests.polling import eventually
@@ -33,29 +33,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(pg_dsn)
-    await schema.migrate(connection)
-    await create_projects(connection)
-    try:
+    async with notifier_db(pg_dsn) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
 async def hooks() -> AsyncIterator[Receiver]:
     rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    try:
+    async with serving({"/{tail:.*}": rec.handle}) as base:
+        rec.url = f"{base}/hook"
         yield rec
-    finally:
-        await runner.cleanup()
 
 
 async def publish_raw(stack: StackInfo, topic: str, key: bytes, value: bytes) -> None:

@@ -14,18 +14,18 @@ import asyncpg
 import pytest
 from aiohttp import web
 from videoimport_devstack import StackInfo
-from videoimport_eventlog import schema
 from videoimport_events import WebhookDeliveryFailed
 
-from tests.integration.test_notifier_webhooks import (
+from tests.integration.notifier_harness import (
     attempts,
-    create_projects,
     delivery_row,
     jobs_topic,
     log_job_completed,
     marker,
+    notifier_db,
     notifying,
     publish,
+    serving,
     settings_for,
 )
 from tests.polling import eventually
@@ -64,30 +64,18 @@ class Hanging:
 @pytest.fixture
 async def hanging() -> AsyncIterator[Hanging]:
     rec = Hanging()
-    app = web.Application()
-    app.router.add_post("/slow", rec.slow)
-    app.router.add_post("/fast", rec.fast)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield rec
-    finally:
-        rec.release.set()
-        await runner.cleanup()
+    async with serving({"/slow": rec.slow, "/fast": rec.fast}) as base:
+        rec.base = base
+        try:
+            yield rec
+        finally:
+            rec.release.set()  # before the server waits for its handlers to end
 
 
 @pytest.fixture
 async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(pg_dsn)
-    await schema.migrate(connection)
-    await create_projects(connection)
-    try:
+    async with notifier_db(pg_dsn) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 async def slow_hanging(conn: asyncpg.Connection, hanging: Hanging) -> bool:

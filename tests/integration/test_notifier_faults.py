@@ -12,18 +12,18 @@ import asyncpg
 import pytest
 from aiohttp import web
 from videoimport_devstack import StackInfo
-from videoimport_eventlog import schema
 from videoimport_events import WebhookDelivered, WebhookDeliveryFailed
 from videoimport_notifier import domain
 
-from tests.integration.test_notifier_webhooks import (
+from tests.integration.notifier_harness import (
     attempts,
-    create_projects,
     delivery_row,
     jobs_topic,
     log_job_completed,
+    notifier_db,
     notifying,
     publish,
+    serving,
     settings_for,
 )
 from tests.polling import eventually
@@ -49,28 +49,15 @@ class Scripted:
 @pytest.fixture
 async def scripted() -> AsyncIterator[Scripted]:
     rec = Scripted()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    try:
+    async with serving({"/{tail:.*}": rec.handle}) as base:
+        rec.url = f"{base}/hook"
         yield rec
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
 async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(pg_dsn)
-    await schema.migrate(connection)
-    await create_projects(connection)
-    try:
+    async with notifier_db(pg_dsn) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 def in_state(conn: asyncpg.Connection, job_id: str, state: str) -> Callable[[], Awaitable[bool]]:

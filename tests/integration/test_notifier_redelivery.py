@@ -13,7 +13,7 @@ from videoimport_events import Envelope, WebhookDelivered, WebhookRedeliveryRequ
 from tests.polling import eventually
 
 from . import test_notifier_webhooks
-from .test_notifier_webhooks import (
+from .notifier_harness import (
     T0,
     Receiver,
     attempts,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 from videoimport_devstack import StackInfo
 from videoimport_eventlog import schema
@@ -21,8 +20,7 @@ from videoimport_events import WebhookDeliveryFailed
 from videoimport_notifier import domain
 from videoimport_projects import ProjectConfig, create_project, webhook_secrets
 
-from tests.integration.test_cli_tokens import videoimport
-from tests.integration.test_notifier_webhooks import (
+from tests.integration.notifier_harness import (
     DEADLINE,
     Receiver,
     attempts,
@@ -31,8 +29,10 @@ from tests.integration.test_notifier_webhooks import (
     log_job_completed,
     notifying,
     publish,
+    serving,
     settings_for,
 )
+from tests.integration.test_cli_tokens import videoimport
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -42,17 +42,9 @@ RELEASE_0_1 = Path(__file__).resolve().parents[1] / "fixtures" / "schema" / "rel
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    try:
+    async with serving({"/{tail:.*}": rec.handle}) as base:
+        rec.url = f"{base}/hook"
         yield rec
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
