@@ -21,6 +21,8 @@ from .info import StackInfo
 
 # Readers of the log first, the API (which clients reach) last.
 SERVICES = ("projector", "relay", "ingester", "notifier", "api")
+WORKERS = tuple(name for name in SERVICES if name != "api")
+"""The services with a health listener of their own (the API serves it on its port)."""
 
 
 class ServiceSet:
@@ -37,6 +39,11 @@ class ServiceSet:
         self.stack = stack
         self.log_dir = log_dir
         self.api_port = pick_port(api_port, ())
+        # Picked once: a restarted worker listens where tools already probe it.
+        self.health_ports: dict[str, int] = {}
+        for name in WORKERS:
+            taken = (self.api_port, *self.health_ports.values())
+            self.health_ports[name] = pick_port(None, taken)
         self.topic_prefix = topic_prefix
         self.bucket = bucket or stack.s3_bucket
         self.extra_env = dict(extra_env or {})
@@ -46,7 +53,18 @@ class ServiceSet:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    def environment(self) -> dict[str, str]:
+    def health_url(self, name: str) -> str:
+        """Base URL of ``name``'s ``/health/live`` and ``/health/ready`` (the API's own
+        port for the API), as the service's environment sets it."""
+        if name == "api":
+            return self.api_url
+        port = self.environment(name).get("VIDEOIMPORT_HEALTH_PORT", "0")
+        if not port or port == "0":
+            raise ValueError(f"{name} has no health listener (VIDEOIMPORT_HEALTH_PORT={port!r})")
+        return f"http://127.0.0.1:{port}"
+
+    def environment(self, name: str | None = None) -> dict[str, str]:
+        """What service ``name`` runs with (``extra_env`` wins over the stack's defaults)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOIMPORT_")}
         env.update(
             {
@@ -66,6 +84,8 @@ class ServiceSet:
                 "VIDEOIMPORT_LOG_JSON": "true",
             }
         )
+        if name in self.health_ports:
+            env["VIDEOIMPORT_HEALTH_PORT"] = str(self.health_ports[name])
         env.update(self.extra_env)
         return env
 
@@ -91,7 +111,7 @@ class ServiceSet:
             name,
             [sys.executable, "-m", f"videoimport_{name}"],
             log_path=self.log_dir / f"{name}.log",
-            env=self.environment(),
+            env=self.environment(name),
         )
 
     def crash(self, name: str) -> None:

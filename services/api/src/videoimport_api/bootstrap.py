@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
@@ -13,6 +14,7 @@ import uvicorn
 from aiobotocore.session import get_session
 from prometheus_client import start_http_server
 from videoimport_eventlog import schema
+from videoimport_eventlog.health import Probe
 
 from videoimport_api.adapters.s3 import MediaStore
 from videoimport_api.app import create_app
@@ -20,6 +22,9 @@ from videoimport_api.domain.media_links import MIN_SECRET_BYTES, MediaLinks
 from videoimport_api.handlers import Dependencies
 from videoimport_api.metrics import ApiMetrics
 from videoimport_api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
 
 log = structlog.get_logger("videoimport_api")
 
@@ -42,6 +47,15 @@ def signing_secret(settings: ApiSettings) -> bytes:
     return secret
 
 
+def bucket_check(client: S3Client, bucket: str) -> Probe:
+    """HeadBucket with the API's own client: S3 answers and the media bucket exists."""
+
+    async def check() -> None:
+        await client.head_bucket(Bucket=bucket)
+
+    return check
+
+
 @contextlib.asynccontextmanager
 async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
     """Connected, migrated dependencies; closed again on exit."""
@@ -52,6 +66,7 @@ async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
         stack.push_async_callback(pool.close)
         await migrate(pool)
         media = None
+        storage_check = None
         if settings.s3_bucket:
             client = await stack.enter_async_context(
                 get_session().create_client(
@@ -63,6 +78,7 @@ async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
                 )
             )
             media = MediaStore(client, settings.s3_bucket)
+            storage_check = bucket_check(client, settings.s3_bucket)
         else:
             log.warning("no S3 bucket configured: /media answers 404")
         metrics = ApiMetrics()
@@ -88,6 +104,7 @@ async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
             metrics=metrics,
             allow_private_urls=settings.allow_private_urls,
             public_metrics=settings.public_metrics,
+            storage_check=storage_check,
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any
 import asyncpg
 import structlog
 from videoimport_eventlog import store
+from videoimport_eventlog.health import Probe
 from videoimport_eventlog.store import EventTooLarge, NewEvent, StreamConflict
 from videoimport_events import (
     MAX_EVENT_BYTES,
@@ -55,6 +55,8 @@ class Dependencies:
     allow_private_urls: bool = False
     public_metrics: bool = False
     health_timeout: float = HEALTH_TIMEOUT_SECONDS
+    storage_check: Probe | None = None
+    """HeadBucket on the media bucket, for readiness; None without S3."""
 
 
 @dataclass(frozen=True)
@@ -250,9 +252,18 @@ async def redeliver_webhook(deps: Dependencies, grant: TokenGrant, job_id: str) 
     log.info("webhook redelivery requested", job_id=job_id, event_id=str(event_id))
 
 
-async def ready(deps: Dependencies) -> None:
-    """Raises unless the database answers within ``health_timeout``."""
-    # Bounded, so a probe answers "unavailable" instead of hanging on a stuck pool or query.
-    async with asyncio.timeout(deps.health_timeout):
+def readiness_probes(deps: Dependencies) -> dict[str, Probe]:
+    """What ``/health/ready`` checks: the database, and S3 when media is served.
+
+    Each probe is bounded by ``health_timeout`` where it runs (``health.Readiness``),
+    so a stuck pool or query answers "down" instead of hanging.
+    """
+
+    async def database() -> None:
         async with deps.pool.acquire() as conn:
             await postgres.ping(conn)
+
+    probes: dict[str, Probe] = {"postgres": database}
+    if deps.storage_check is not None:
+        probes["s3"] = deps.storage_check
+    return probes

@@ -12,7 +12,7 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiokafka import AIOKafkaConsumer
-from videoimport_eventlog import schema
+from videoimport_eventlog import health, schema
 from videoimport_eventlog import settings as env_settings
 from videoimport_eventlog.retry import RetryPolicy
 from videoimport_events import TOPICS
@@ -58,9 +58,10 @@ def consumer(settings: Settings) -> AIOKafkaConsumer:
 
 
 async def open_pool(settings: Settings) -> asyncpg.Pool:
-    # Each worker: one connection for its request, one for its lease; plus the intake.
+    # Each worker: one connection for its request, one for its lease; plus the intake
+    # and the readiness probe (which must not wait behind busy workers and say "down").
     pool = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=2 * settings.ingester_concurrency + 2
+        settings.database_url, min_size=1, max_size=2 * settings.ingester_concurrency + 3
     )
     async with pool.acquire() as conn:
         await schema.migrate(conn)
@@ -100,6 +101,21 @@ async def build_ingester(settings: Settings) -> AsyncIterator[Ingester]:
         )
         transfer, uploader = build_transfer(settings, session, s3)
         yield Ingester(pool, transfer, uploader, superseded_grace=settings.superseded_grace)
+
+
+def health_probes(settings: Settings, ingester: Ingester) -> dict[str, health.Probe]:
+    """A video needs all three: the pool the workers use, the broker the requests come
+    from, and the bucket they go to (HeadBucket with the ingester's own S3 client)."""
+    uploader = ingester.uploader
+
+    async def bucket() -> None:
+        await uploader.client.head_bucket(Bucket=uploader.bucket)
+
+    return {
+        "postgres": health.PostgresProbe(settings.database_url, ingester.pool),
+        "kafka": health.KafkaProbe(settings.kafka_bootstrap, "videoimport-ingester-health"),
+        "s3": bucket,
+    }
 
 
 def build_transfer(

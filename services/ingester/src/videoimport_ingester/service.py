@@ -32,6 +32,7 @@ import socket
 import uuid
 
 import structlog
+from videoimport_eventlog import health
 from videoimport_eventlog.consumer import KeyedConcurrentConsumer
 from videoimport_eventlog.faults import describe, is_outage
 from videoimport_eventlog.kafka import ensure_topics
@@ -240,7 +241,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     topic = bootstrap.videos_topic(settings)
     await ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions, topics=[topic])
     policy = bootstrap.retry_policy(settings)
-    async with bootstrap.build_ingester(settings) as ingester:
+    async with (
+        bootstrap.build_ingester(settings) as ingester,
+        health.serving(
+            settings.host, settings.health_port, bootstrap.health_probes(settings, ingester)
+        ),
+    ):
         workers = Workers(ingester, settings, policy)
         intake = Intake(ingester.pool, workers.wake)
         consumer = bootstrap.consumer(settings)

@@ -72,6 +72,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How long SIGTERM waits for in-flight videos before cancelling them (their
     uploads are aborted and their queue rows released for another instance)."""
     metrics_port: int = 0
+    host: str = "127.0.0.1"
+    """Address the health listener binds (``0.0.0.0`` to be probed from outside the
+    host or pod, as Kubernetes does)."""
+    health_port: int = 0
+    """``/health/live`` and ``/health/ready`` on a listener of their own; 0: none."""
     log_json: bool | None = None
     log_level: str = "INFO"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from videoimport_eventlog import kafka, schema
+from videoimport_eventlog import health, kafka, schema
 from videoimport_eventlog.retry import RetryPolicy
 from videoimport_eventlog.settings import topic
 from videoimport_events import TOPICS
@@ -74,14 +74,25 @@ async def prepare(settings: NotifierSettings) -> None:
 
 async def pool(settings: NotifierSettings) -> asyncpg.Pool:
     # Every scheduler holds a connection during its request, plus the consumer's
-    # handlers and the dead-letter loop. (A scheduler that must create a project's
-    # missing webhook secret briefly takes a second one; handlers never wait on
-    # schedulers, so that cannot starve.)
-    size = settings.webhook_concurrency + settings.max_in_flight + 1
+    # handlers, the dead-letter loop and the readiness probe (which must not wait
+    # behind busy schedulers and say "down"). (A scheduler that must create a
+    # project's missing webhook secret briefly takes a second one; handlers never
+    # wait on schedulers, so that cannot starve.)
+    size = settings.webhook_concurrency + settings.max_in_flight + 2
     created: asyncpg.Pool = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=size
     )
     return created
+
+
+def health_probes(
+    settings: NotifierSettings, database: health.PostgresProbe
+) -> dict[str, health.Probe]:
+    """The notifier needs both: JobCompleted comes from Kafka, deliveries live in PostgreSQL."""
+    return {
+        "postgres": database,
+        "kafka": health.KafkaProbe(settings.kafka_bootstrap, f"{settings.client_id}-health"),
+    }
 
 
 def consumer(settings: NotifierSettings) -> AIOKafkaConsumer:

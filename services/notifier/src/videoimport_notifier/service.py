@@ -25,6 +25,7 @@ from typing import TypeVar
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer
+from videoimport_eventlog import health
 from videoimport_eventlog.consumer import KeyedConcurrentConsumer, Record
 from videoimport_eventlog.faults import is_outage
 from videoimport_eventlog.loop import first_of, pause
@@ -62,8 +63,17 @@ class Notifier:
         self._due = asyncio.Event()
         self.prepared = asyncio.Event()
         """Set once tables and topic exist and the consumer is started."""
+        self._database = health.PostgresProbe(settings.database_url)
+        """Readiness: on a connection of its own until the pool exists, then on the pool."""
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Listening from the start: while the database or Kafka is away at start-up,
+        # the notifier waits for it and readiness says which one is down.
+        probes = bootstrap.health_probes(self.settings, self._database)
+        async with health.serving(self.settings.host, self.settings.health_port, probes):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         if not await self._prepare(stop):
             return
         settings = self.settings
@@ -71,6 +81,7 @@ class Notifier:
         started, pool = await unless_stopped(bootstrap.pool(settings), stop)
         if not started or pool is None:
             return
+        self._database.use(pool)
         sender = bootstrap.sender(settings)
         consumer = bootstrap.consumer(settings)
         attempter = attempts.Attempter(

@@ -56,6 +56,11 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_grace: float = 3.0
     """On SIGTERM, beyond ``webhook_timeout``, before what still runs is cancelled."""
     metrics_port: int = 0
+    host: str = "127.0.0.1"
+    """Address the health listener binds (``0.0.0.0`` to be probed from outside the
+    host or pod, as Kubernetes does)."""
+    health_port: int = 0
+    """``/health/live`` and ``/health/ready`` on a listener of their own; 0: none."""
     log_json: bool | None = None
     log_level: str = "INFO"
 

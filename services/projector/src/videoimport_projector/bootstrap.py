@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from videoimport_eventlog import schema
+from videoimport_eventlog import health, schema
 
 from videoimport_projector.settings import ProjectorSettings
 
@@ -15,3 +15,8 @@ async def connect(settings: ProjectorSettings) -> asyncpg.Connection:
 
 async def migrate(conn: asyncpg.Connection) -> None:
     await schema.migrate(conn)
+
+
+def health_probes(settings: ProjectorSettings) -> dict[str, health.Probe]:
+    """The projector reads the log and writes the read model; it never touches Kafka."""
+    return {"postgres": health.PostgresProbe(settings.database_url)}

@@ -13,6 +13,7 @@ import time
 
 import asyncpg
 import structlog
+from videoimport_eventlog import health
 from videoimport_eventlog.faults import is_outage
 from videoimport_eventlog.isolation import PoisonGuard
 from videoimport_eventlog.loop import first_of, pause
@@ -53,6 +54,12 @@ class Projector:
         return position
 
     async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        probes = bootstrap.health_probes(settings)
+        async with health.serving(settings.host, settings.health_port, probes):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self._migrate()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from videoimport_eventlog import kafka, schema
+from videoimport_eventlog import health, kafka, schema
 from videoimport_eventlog.settings import topic
 from videoimport_events import TOPICS
 
@@ -32,3 +32,11 @@ async def prepare(settings: RelaySettings) -> None:
 
 def producer(settings: RelaySettings) -> AIOKafkaProducer:
     return kafka.make_producer(settings.kafka_bootstrap, settings.client_id)
+
+
+def health_probes(settings: RelaySettings) -> dict[str, health.Probe]:
+    """What readiness checks: the relay needs both to publish (a standby is ready too)."""
+    return {
+        "postgres": health.PostgresProbe(settings.database_url),
+        "kafka": health.KafkaProbe(settings.kafka_bootstrap, f"{settings.client_id}-health"),
+    }

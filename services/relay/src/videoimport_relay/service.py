@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 from aiokafka.errors import KafkaError
+from videoimport_eventlog import health
 from videoimport_eventlog.faults import is_outage
 from videoimport_eventlog.isolation import PoisonGuard
 from videoimport_eventlog.loop import first_of, pause
@@ -42,6 +43,12 @@ class Relay:
         self._last_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        probes = bootstrap.health_probes(settings)
+        async with health.serving(settings.host, settings.health_port, probes):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await bootstrap.prepare(self.settings)
