@@ -52,6 +52,8 @@ class StoredObject(msgspec.Struct, frozen=True, kw_only=True):
     mime_type: str
     size: int
     sha256: str
+    upload_id: str | None = None
+    """The multipart upload that wrote it (None: one PutObject)."""
 
 
 class Fail(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +84,31 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
 
     event: TerminalEvent
     record: MediaRecord | None
+
+
+class UnsettledUpload(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry of the uploads ledger, with what the database says about it now."""
+
+    entry_id: int
+    request_id: str
+    storage_key: str
+    upload_id: str | None
+    handled: bool
+    """The request's terminal event is committed: nothing can register its keys any more."""
+    leased: bool
+    """A worker holds the request's lease: the write may still be going on."""
+    referenced: bool
+    """The registry or ``superseded_objects`` points at the key: the object stays."""
+
+
+class Cleanup(msgspec.Struct, frozen=True, kw_only=True):
+    """What settling one ledger entry takes."""
+
+    abort_upload: str | None
+    delete_object: bool
+    forget: bool
+    """Delete the entry; else only its upload id is cleared (the object is then
+    the request's own commit to judge)."""
 
 
 def identity(project: str, system_name: str, external_id: str) -> str:
@@ -231,3 +258,29 @@ def resolve(
         sha256=stored.sha256,
     )
     return _imported(request, record, decision.outcome, downloaded=True)
+
+
+def kept_write(resolution: Resolution, stored: StoredObject | None) -> StoredObject | None:
+    """The object of this request that the commit registers: its ledger entries go
+    with the commit, and only the other writes need cleaning up."""
+    if stored is None or resolution.record is None:
+        return None
+    return stored if resolution.record.storage_key == stored.storage_key else None
+
+
+def cleanup_for(entry: UnsettledUpload) -> Cleanup | None:
+    """How to settle a ledger entry; None: leave it (someone may still write it).
+
+    Once the request is handled its keys are final: abort the upload (a
+    completed one answers NoSuchUpload, harmless) and delete the object unless
+    something references it. Before that, only the request's own commit may
+    judge the object (a retry can still register the same key), but an upload
+    whose lease ran out has no writer left and is aborted.
+    """
+    if entry.handled:
+        return Cleanup(
+            abort_upload=entry.upload_id, delete_object=not entry.referenced, forget=True
+        )
+    if entry.leased or entry.upload_id is None:
+        return None
+    return Cleanup(abort_upload=entry.upload_id, delete_object=False, forget=False)

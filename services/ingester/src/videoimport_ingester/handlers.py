@@ -8,6 +8,9 @@ transaction. The registry row is re-read under ``FOR UPDATE`` in that
 transaction: if another job changed it since the decision, the decision is
 made again. When that transaction replaces the row's stored object, the old
 key is recorded in ``superseded_objects`` for the sweeper (``sweeper.py``).
+Every S3 write is first recorded in the uploads ledger; the commit drops the
+entry of the object it registers, and the request's other writes are
+aborted/deleted right after it (``adapters/unsettled_uploads.py``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from videoimport_eventlog.consumer import Record, source_of
 from videoimport_eventlog.faults import describe
 from videoimport_eventlog.kafka import decode_message
 from videoimport_events import Envelope, VideoImported, VideoImportRequested, VideoImportSkipped
-from videoimport_projects import project_config
+from videoimport_projects import ProjectConfig, project_config
 
 from videoimport_ingester import domain
-from videoimport_ingester.adapters import metrics, registry, superseded, tasks
+from videoimport_ingester.adapters import metrics, registry, superseded, tasks, unsettled_uploads
 from videoimport_ingester.adapters.http_fetch import FetchError
 from videoimport_ingester.adapters.s3_upload import S3Uploader
 from videoimport_ingester.domain import CONSUMER, Decision, MediaRecord, Resolution, StoredObject
@@ -124,6 +127,7 @@ class Ingester:
         self._transfer = transfer
         self._uploader = uploader
         self._superseded_grace = superseded_grace
+        self._uploads = unsettled_uploads.UnsettledUploads(pool, uploader)
 
     @property
     def uploader(self) -> S3Uploader:
@@ -149,29 +153,41 @@ class Ingester:
         with _bound(envelope, request):
             decision = domain.Fail(code=code, reason=reason)
             resolution = domain.resolve(request, decision)
-            return await self._commit(envelope, request, decision, resolution, None)
+            return await self._commit(envelope, request, decision, resolution, None, None)
 
     async def _handle(
         self, envelope: Envelope, request: VideoImportRequested
     ) -> domain.TerminalEvent | None:
-        async with self._pool.acquire() as conn:
-            if await tracking.was_handled(conn, CONSUMER, envelope.id):
-                log.info("already handled")
-                return None
-            config = await project_config(conn, request.project)
-            existing = await registry.find(
-                conn, request.project, request.system_name, request.external_id
-            )
+        loaded = await self._load(envelope.id, request)
+        if loaded is None:
+            log.info("already handled")
+            # A crash right after that commit may have left writes unsettled.
+            await self._uploads.settle_request(envelope.id)
+            return None
+        config, existing = loaded
         stored: StoredObject | None = None
         for _ in range(MAX_ROUNDS):
             decision = domain.decide(request, config, existing)
             resolution, stored = await self._carry_out(envelope, request, decision, stored)
             try:
-                return await self._commit(envelope, request, decision, resolution, existing)
+                return await self._commit(envelope, request, decision, resolution, existing, stored)
             except _Changed as changed:
                 log.info("registry changed since the decision, deciding again")
                 existing = changed.current
         raise RegistryContended(f"registry row kept changing ({MAX_ROUNDS} rounds)")
+
+    async def _load(
+        self, request_id: str, request: VideoImportRequested
+    ) -> tuple[ProjectConfig | None, MediaRecord | None] | None:
+        """The project's config and the registry row; None when already handled."""
+        async with self._pool.acquire() as conn:
+            if await tracking.was_handled(conn, CONSUMER, request_id):
+                return None
+            config = await project_config(conn, request.project)
+            existing = await registry.find(
+                conn, request.project, request.system_name, request.external_id
+            )
+        return config, existing
 
     async def _carry_out(
         self,
@@ -181,11 +197,9 @@ class Ingester:
         stored: StoredObject | None,
     ) -> tuple[Resolution, StoredObject | None]:
         if not isinstance(decision, domain.Download):
-            if stored is not None:
-                # Downloaded in an earlier round that a concurrent change made
-                # moot; the key belongs to this request alone, so nobody else
-                # refers to it.
-                await self._uploader.delete(stored.storage_key)
+            # A download of an earlier round that a concurrent change made moot
+            # is not registered, so the commit leaves its ledger entry for
+            # deletion.
             return domain.resolve(request, decision), None
         if stored is None:
 
@@ -195,7 +209,8 @@ class Ingester:
                 )
 
             try:
-                stored = await self._transfer.copy(request.url, key_for)
+                journal = self._uploads.journal(envelope.id)
+                stored = await self._transfer.copy(request.url, key_for, journal)
             except FetchError as exc:
                 log.info("download failed", code=exc.code, reason=exc.reason)
                 return domain.failed(request, exc.code, exc.reason), None
@@ -208,6 +223,7 @@ class Ingester:
         decision: Decision,
         resolution: Resolution,
         decided_on: MediaRecord | None,
+        stored: StoredObject | None,
     ) -> domain.TerminalEvent | None:
         depends_on_registry = resolution.record is not None or isinstance(decision, domain.Skip)
         new = store.NewEvent(
@@ -218,21 +234,32 @@ class Ingester:
             project=request.project,
             causation_id=envelope.id,
         )
+        kept = domain.kept_write(resolution, stored)
+        leftovers: list[domain.UnsettledUpload] | None = None
         async with self._pool.acquire() as conn:
             try:
                 async with conn.transaction():
-                    if not await tracking.claim_message(conn, CONSUMER, envelope.id):
+                    if await tracking.claim_message(conn, CONSUMER, envelope.id):
+                        if depends_on_registry:
+                            await self._write_registry(conn, request, resolution, decided_on)
+                        await store.append(conn, [new])
+                        leftovers = await unsettled_uploads.settle_in_commit(
+                            conn, envelope.id, kept
+                        )
+                    else:
                         log.info("handled concurrently by another instance")
-                        return None
-                    if depends_on_registry:
-                        await self._write_registry(conn, request, resolution, decided_on)
-                    await store.append(conn, [new])
             except store.StreamConflict:
                 log.info("result already recorded by another instance")
-                return None
+        # Settling raises on an outage although the event is committed: the
+        # worker retries the request, which is handled and only settles again.
+        if leftovers is None:
+            # Whatever this attempt wrote is not registered: settle it too.
+            await self._uploads.settle_request(envelope.id)
+            return None
         state = state_of(resolution.event)
         metrics.RESULTS.labels(state=state).inc()
         log.info("video import result", state=state, event_type=type(resolution.event).__name__)
+        await self._uploads.settle_all(leftovers, by="request")
         return resolution.event
 
     async def _write_registry(

@@ -16,6 +16,8 @@ consumes videoimport.videos (VideoImportRequested) → emits VideoImported / Vid
 - a loop queues again the dead letters an operator marked for retry;
 - the sweeper (``sweeper.py``) deletes media objects a re-import superseded once
   ``superseded_grace`` has passed, and records each as ``MediaObjectDeleted``.
+  As the uploads ledger's janitor it also aborts/deletes what a killed worker
+  left in S3 and nothing settled within ``unsettled_upload_grace``.
 
 SIGTERM: nothing new is claimed; what runs gets ``shutdown_grace`` seconds, then
 it is cancelled (multipart uploads aborted) and its rows are released, so
@@ -264,7 +266,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             "ingester started", topic=topic, group=bootstrap.group_id(settings), owner=workers.owner
         )
         sweeper = Sweeper(
-            ingester.pool, ingester.uploader, settings.superseded_sweep_interval, policy
+            ingester.pool,
+            ingester.uploader,
+            settings.superseded_sweep_interval,
+            policy,
+            unsettled_grace=settings.unsettled_upload_grace,
         )
         consuming = asyncio.create_task(keyed.run())
         working = asyncio.create_task(workers.run(stop))

@@ -68,6 +68,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     negative: never deleted (still recorded in ``superseded_objects``)."""
     superseded_sweep_interval: float = 60.0
     """How often the sweeper looks for superseded objects that are due."""
+    unsettled_upload_grace: float = 3600.0
+    """Age in seconds after which the sweeper's janitor settles an uploads-ledger
+    entry that nothing else did (a request handled, or a lease run out, and a
+    crash before its writes were cleaned up). Live leases are never touched."""
     shutdown_grace: float = 10.0
     """How long SIGTERM waits for in-flight videos before cancelling them (their
     uploads are aborted and their queue rows released for another instance)."""
@@ -95,6 +99,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("download_min_rate must be >= 0 and download_rate_window > 0")
         if self.superseded_sweep_interval <= 0:
             raise ValueError("superseded_sweep_interval must be positive")
+        if self.unsettled_upload_grace < 0:
+            raise ValueError("unsettled_upload_grace must be >= 0")
 
 
 def load() -> Settings:

@@ -1,4 +1,5 @@
-"""Deletes media objects a re-import superseded, once their grace period is over.
+"""Deletes media objects a re-import superseded, once their grace period is over;
+and, as the uploads ledger's janitor, what killed workers left behind.
 
 Every ``superseded_sweep_interval`` seconds the sweeper takes the due rows of
 ``superseded_objects`` and, per row: deletes the S3 object (idempotent: a
@@ -8,6 +9,13 @@ row. A crash between the two steps leaves the row: the next sweep deletes again
 (harmless) and appends. A deletion already in the log (another instance, or a
 crash after the commit of the event) is a ``StreamConflict``: only the row goes.
 An outage (database or S3 away) is waited out with growing backoff.
+
+The janitor round takes ledger entries older than ``unsettled_upload_grace``
+whose request is handled, or whose multipart upload's lease has run out, and
+settles them as ``domain.cleanup_for`` says (abort, delete unless referenced,
+then forget: a crash repeats idempotent steps). Entries a live worker still
+leases are never touched. Normally the request's own commit or its next claim
+settles its writes first; the janitor is the backstop.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from videoimport_events import MediaObjectDeleted
 from videoimport_ingester import domain
 from videoimport_ingester.adapters import metrics, superseded
 from videoimport_ingester.adapters.s3_upload import S3Uploader, is_storage_outage
+from videoimport_ingester.adapters.unsettled_uploads import UnsettledUploads
 
 log = structlog.get_logger(__name__)
 
@@ -58,12 +67,20 @@ def deletion(row: superseded.Superseded) -> store.NewEvent:
 
 class Sweeper:
     def __init__(
-        self, pool: asyncpg.Pool, uploader: S3Uploader, interval: float, policy: RetryPolicy
+        self,
+        pool: asyncpg.Pool,
+        uploader: S3Uploader,
+        interval: float,
+        policy: RetryPolicy,
+        *,
+        unsettled_grace: float = 3600.0,
     ) -> None:
         self._pool = pool
         self._uploader = uploader
         self._interval = interval
         self._policy = policy
+        self._unsettled = UnsettledUploads(pool, uploader)
+        self._unsettled_grace = unsettled_grace
         self._outages = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -73,18 +90,20 @@ class Sweeper:
             try:
                 if await self.sweep(stop) >= BATCH:
                     delay = 0.0
+                if await self.clean_uploads(stop) >= BATCH:
+                    delay = 0.0
                 self._outages = 0
             except Exception as exc:
                 if _outage(exc):
                     self._outages += 1
                     delay = self._policy.delay(min(self._outages, 32), random.random())
                     log.warning(
-                        "sweeping superseded objects failed on an outage; retrying",
+                        "sweeping failed on an outage; retrying",
                         retry_in=round(delay, 2),
                         error=describe(exc),
                     )
                 else:
-                    log.error("sweeping superseded objects failed", exc_info=exc)
+                    log.error("sweeping failed", exc_info=exc)
             await pause(stop, delay)
 
     async def sweep(self, stop: asyncio.Event | None = None) -> int:
@@ -109,6 +128,15 @@ class Sweeper:
                     exc_info=exc,
                 )
         return len(rows)
+
+    async def clean_uploads(self, stop: asyncio.Event | None = None) -> int:
+        """One janitor round over the uploads ledger; returns how many entries were due.
+
+        An outage ends the round (raised); other failures leave the entry for the next.
+        """
+        due = await self._unsettled.due(self._unsettled_grace, BATCH)
+        await self._unsettled.settle_all(due, by="janitor", stop=stop)
+        return len(due)
 
     async def _delete(self, row: superseded.Superseded) -> None:
         await self._uploader.delete(row.storage_key)

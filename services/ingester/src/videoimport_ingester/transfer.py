@@ -18,7 +18,7 @@ import structlog
 from videoimport_ingester import sniff
 from videoimport_ingester.adapters import metrics
 from videoimport_ingester.adapters.http_fetch import Body, FetchError, SafeFetcher
-from videoimport_ingester.adapters.s3_upload import S3Uploader
+from videoimport_ingester.adapters.s3_upload import S3Uploader, UploadJournal
 from videoimport_ingester.domain import StoredObject
 from videoimport_ingester.scheduling import RateWindow
 
@@ -50,12 +50,17 @@ class Transfer:
         self._min_rate = min_rate
         self._rate_window = rate_window
 
-    async def copy(self, url: str, key_for: KeyFor) -> StoredObject:
-        """Store the video behind ``url``; raises ``FetchError`` when it cannot."""
+    async def copy(
+        self, url: str, key_for: KeyFor, journal: UploadJournal | None = None
+    ) -> StoredObject:
+        """Store the video behind ``url``; raises ``FetchError`` when it cannot.
+
+        ``journal`` records every write before it starts (the uploads ledger).
+        """
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             try:
-                stored = await self._attempt(url, key_for)
+                stored = await self._attempt(url, key_for, journal)
             except FetchError as exc:
                 metrics.DOWNLOAD_ATTEMPTS.labels(result=exc.code).inc()
                 if not exc.transient or attempt == self._attempts:
@@ -69,14 +74,17 @@ class Transfer:
                 return stored
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _attempt(self, url: str, key_for: KeyFor) -> StoredObject:
+    async def _attempt(
+        self, url: str, key_for: KeyFor, journal: UploadJournal | None
+    ) -> StoredObject:
         deadline = asyncio.timeout(self._total_timeout)
         slow = asyncio.timeout(None)
         meter = RateWindow(self._min_rate, self._rate_window)
         metrics.DOWNLOADS_IN_FLIGHT.inc()
         try:
             async with deadline, self._fetcher.open(url) as body, slow:
-                return await self._store(body, key_for, _metered(body.chunks(), meter, slow))
+                chunks = _metered(body.chunks(), meter, slow)
+                return await self._store(body, key_for, chunks, journal)
         except TimeoutError as exc:
             if slow.expired():
                 # Not retried: a crawling origin must give its slot to other videos.
@@ -90,7 +98,11 @@ class Transfer:
             metrics.DOWNLOADS_IN_FLIGHT.dec()
 
     async def _store(
-        self, body: Body, key_for: KeyFor, chunks: AsyncIterator[bytes]
+        self,
+        body: Body,
+        key_for: KeyFor,
+        chunks: AsyncIterator[bytes],
+        journal: UploadJournal | None,
     ) -> StoredObject:
         declared = sniff.base_type(body.content_type)
         if not sniff.acceptable_declared_type(declared):
@@ -103,9 +115,13 @@ class Transfer:
             raise FetchError("not_a_video", _not_a_video(declared, head))
         mime_type = sniff.recorded_type(container, declared)
         key = key_for(sniff.extension_for(mime_type, container))
-        result = await self._uploader.upload(key, mime_type, self._capped(head, chunks))
+        result = await self._uploader.upload(key, mime_type, self._capped(head, chunks), journal)
         return StoredObject(
-            storage_key=key, mime_type=mime_type, size=result.size, sha256=result.sha256
+            storage_key=key,
+            mime_type=mime_type,
+            size=result.size,
+            sha256=result.sha256,
+            upload_id=result.upload_id,
         )
 
     async def _capped(self, head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -26,3 +26,9 @@ SUPERSEDED_DELETED = Counter(
     "videoimport_ingester_superseded_deleted",
     "Superseded media objects deleted by the sweeper (MediaObjectDeleted appended)",
 )
+UNSETTLED_CLEANED = Counter(
+    "videoimport_ingester_unsettled_uploads_cleaned",
+    "Uploads-ledger entries settled (upload aborted, unreferenced object deleted), by who"
+    " found them: the request's own commit or redelivery (request), the janitor (janitor)",
+    ["by"],
+)

@@ -5,7 +5,10 @@ Bytes are cut into parts of ``part_size`` as they arrive; at most
 busy, so memory stays near ``(parts_in_flight + 1) x part_size`` whatever the
 object's size. A body smaller than one part goes up as a single PutObject. Any
 failure, and a cancellation (a stopping worker), aborts the multipart upload, so
-no orphaned parts are left behind (the abort itself is bounded in time).
+no orphaned parts are left behind (the abort itself is bounded in time). A
+SIGKILL runs none of that: given an ``UploadJournal`` (the uploads ledger), each
+write is recorded before its first S3 call, and its upload id as soon as S3
+names it, so what a killed process left can be found and removed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import hashlib
 import io
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 import structlog
@@ -29,6 +32,7 @@ log = structlog.get_logger(__name__)
 ABORT_TIMEOUT = 3.0
 """Seconds an abort may take (also while a stopping worker is being cancelled)."""
 _MISSING_CODES = frozenset({"NoSuchKey", "404"})
+_NO_UPLOAD_CODES = frozenset({"NoSuchUpload", "404"})
 _BUSY_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"})
 
 
@@ -42,11 +46,30 @@ def is_storage_outage(exc: BaseException) -> bool:
     return False
 
 
+class UploadJournal(Protocol):
+    """Where writes are recorded before they start (the ingester's uploads ledger)."""
+
+    async def writing(self, key: str) -> int:
+        """Before the first S3 call that may leave something under ``key``; returns
+        the entry. Raising stops the upload before anything is written."""
+        ...
+
+    async def multipart(self, entry: int, upload_id: str) -> None:
+        """The entry's multipart upload exists (recorded before any part is sent)."""
+        ...
+
+    async def aborted(self, entry: int) -> None:
+        """The entry's multipart upload was aborted: nothing of it is left."""
+        ...
+
+
 class UploadResult(msgspec.Struct, frozen=True, kw_only=True):
     size: int
     sha256: str
     parts: int
     """1 for a single PutObject."""
+    upload_id: str | None = None
+    """The completed multipart upload (None for a single PutObject)."""
 
 
 class _PartBuffer:
@@ -101,7 +124,11 @@ class S3Uploader:
         return self._client
 
     async def upload(
-        self, key: str, content_type: str, chunks: AsyncIterator[bytes]
+        self,
+        key: str,
+        content_type: str,
+        chunks: AsyncIterator[bytes],
+        journal: UploadJournal | None = None,
     ) -> UploadResult:
         digest = hashlib.sha256()
         buffer = _PartBuffer(self._part_size)
@@ -111,10 +138,12 @@ class S3Uploader:
                 digest.update(chunk)
                 for part in buffer.add(chunk):
                     if multipart is None:
-                        multipart = await self._start(key, content_type)
+                        multipart = await self._start(key, content_type, journal)
                     await multipart.add(part)
             if multipart is None:
                 size = buffer.size
+                if journal is not None:
+                    await journal.writing(key)
                 await self._client.put_object(
                     Bucket=self._bucket, Key=key, Body=buffer.take(), ContentType=content_type
                 )
@@ -126,15 +155,43 @@ class S3Uploader:
             if multipart is not None:
                 await multipart.abort()
             raise
-        return UploadResult(size=multipart.size, sha256=digest.hexdigest(), parts=parts)
+        return UploadResult(
+            size=multipart.size,
+            sha256=digest.hexdigest(),
+            parts=parts,
+            upload_id=multipart.upload_id,
+        )
 
-    async def _start(self, key: str, content_type: str) -> _Multipart:
+    async def _start(
+        self, key: str, content_type: str, journal: UploadJournal | None
+    ) -> _Multipart:
+        entry = None if journal is None else await journal.writing(key)
         created = await self._client.create_multipart_upload(
             Bucket=self._bucket, Key=key, ContentType=content_type
         )
-        return _Multipart(
+        multipart = _Multipart(
             self._client, self._bucket, key, created["UploadId"], self._parts_in_flight
         )
+        if journal is not None and entry is not None:
+            try:
+                # At once: between S3's answer and this write, a SIGKILL would leave
+                # an upload nobody knows of (s3rver cannot list them).
+                await journal.multipart(entry, multipart.upload_id)
+            except BaseException:
+                await multipart.abort()
+                raise
+            multipart.on_aborted(journal, entry)
+        return multipart
+
+    async def abort(self, key: str, upload_id: str) -> None:
+        """Idempotent: an upload that is gone (aborted or completed) is no error."""
+        try:
+            await self._client.abort_multipart_upload(
+                Bucket=self._bucket, Key=key, UploadId=upload_id
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _NO_UPLOAD_CODES:
+                raise
 
     async def delete(self, key: str) -> None:
         """Idempotent: deleting a missing object is no error."""
@@ -152,10 +209,15 @@ class _Multipart:
         self._client = client
         self._bucket = bucket
         self._key = key
-        self._upload_id = upload_id
+        self.upload_id = upload_id
         self._slots = asyncio.Semaphore(in_flight)
         self._tasks: list[asyncio.Task[CompletedPartTypeDef]] = []
+        self._journal: tuple[UploadJournal, int] | None = None
         self.size = 0
+
+    def on_aborted(self, journal: UploadJournal, entry: int) -> None:
+        """Tell ``journal`` when an abort succeeded (its entry then needs no cleanup)."""
+        self._journal = (journal, entry)
 
     async def add(self, data: io.BytesIO) -> None:
         # Waiting here stops the caller from reading more: that is the memory bound.
@@ -171,7 +233,7 @@ class _Multipart:
             sent = await self._client.upload_part(
                 Bucket=self._bucket,
                 Key=self._key,
-                UploadId=self._upload_id,
+                UploadId=self.upload_id,
                 PartNumber=number,
                 Body=data,
             )
@@ -189,7 +251,7 @@ class _Multipart:
         await self._client.complete_multipart_upload(
             Bucket=self._bucket,
             Key=self._key,
-            UploadId=self._upload_id,
+            UploadId=self.upload_id,
             MultipartUpload={"Parts": parts},
         )
         return len(parts)
@@ -198,12 +260,21 @@ class _Multipart:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        # Best effort: S3 may be what failed. A bucket lifecycle rule for
-        # incomplete multipart uploads cleans up whatever this cannot.
+        # Best effort: S3 may be what failed. The journal's entry then stays,
+        # and the uploads ledger aborts the upload later.
         try:
             async with asyncio.timeout(ABORT_TIMEOUT):
                 await self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                    Bucket=self._bucket, Key=self._key, UploadId=self.upload_id
                 )
         except Exception:
             log.warning("aborting a multipart upload failed", key=self._key, exc_info=True)
+            return
+        if self._journal is not None:
+            journal, entry = self._journal
+            try:
+                async with asyncio.timeout(ABORT_TIMEOUT):
+                    await journal.aborted(entry)
+            except Exception:
+                # The entry stays: aborting again later answers NoSuchUpload.
+                log.warning("could not record an aborted upload", key=self._key, exc_info=True)
