@@ -52,9 +52,18 @@ def requested_job(
     return events
 
 
-async def append_unknown_event(conn: Any, event_type: str, data: bytes, job_id: str) -> int:
+async def append_unknown_event(
+    conn: Any,
+    event_type: str,
+    data: bytes,
+    job_id: str,
+    *,
+    stream: str | None = None,
+    stream_version: int = 0,
+) -> int:
     """Append, hash-chained like any other, an event of a type this code does not know
-    (what a newer writer would log): the poison a log reader must get past."""
+    (what a newer writer would log): the poison a log reader must get past. ``stream``
+    defaults to ``future-{job_id}``, a kind of stream no reader knows either."""
     import uuid
 
     async with conn.transaction():
@@ -65,12 +74,12 @@ async def append_unknown_event(conn: Any, event_type: str, data: bytes, job_id: 
         position = (last["position"] if last else 0) + 1
         previous = bytes(last["hash"]) if last else store.GENESIS_HASH
         event_id = uuid.uuid4()
-        stream = f"future-{job_id}"
-        digest = store.chain_hash(previous, event_id, stream, 0, event_type, data)
+        stream = stream or f"future-{job_id}"
+        digest = store.chain_hash(previous, event_id, stream, stream_version, event_type, data)
         await conn.execute(
             "INSERT INTO events (position, event_id, stream_id, stream_version, event_type,"
             " schema_version, data, project, correlation_id, occurred_at, hash)"
-            " VALUES ($1, $2, $3, 0, $4, 1, $5::json, 'acme', $6, now(), $7)",
+            " VALUES ($1, $2, $3, $8, $4, 1, $5::json, 'acme', $6, now(), $7)",
             position,
             event_id,
             stream,
@@ -78,5 +87,6 @@ async def append_unknown_event(conn: Any, event_type: str, data: bytes, job_id: 
             data.decode(),
             job_id,
             digest,
+            stream_version,
         )
     return position

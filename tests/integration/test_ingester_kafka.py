@@ -76,9 +76,16 @@ async def test_requests_on_the_videos_topic_become_terminal_events(
                 )
             await producer.send_and_wait(topic, key=b"x", value=encode_envelope(job_envelope))
             await producer.send_and_wait(topic, key=b"x", value=b"not json at all")
+            # A newer writer's type, published raw by the relay: skipped, not parked.
+            await producer.send_and_wait(
+                topic,
+                key=b"x",
+                value=b'{"id":"e","type":"VideoRecolored","data":{"type":"VideoRecolored"}}',
+                headers=[("event-type", b"VideoRecolored")],
+            )
         finally:
             await producer.stop()
-        produced = 2 * len(envelopes) + 2
+        produced = 2 * len(envelopes) + 3
 
         stop = asyncio.Event()
         running = asyncio.create_task(service.run(settings, stop))

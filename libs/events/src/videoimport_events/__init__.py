@@ -1,7 +1,8 @@
 """Public event contract of the video import service.
 
 Schemas only: no I/O, no imports beyond msgspec, so that any subscriber can
-install this package alone.
+install this package alone. ``vocabulary`` holds the words the services share:
+states, failure codes, stream names and how any event is routed to Kafka.
 """
 
 from videoimport_events.base import Event
@@ -32,6 +33,7 @@ from videoimport_events.limits import (
     FailureCode,
     bounded_reason,
 )
+from videoimport_events.upcasting import UPCASTERS, Upcaster, UpcastError, Upcasters
 from videoimport_events.videos import (
     DeletionReason,
     MediaObjectDeleted,
@@ -42,6 +44,24 @@ from videoimport_events.videos import (
     VideoImportSkipped,
     video_key,
 )
+from videoimport_events.vocabulary import (
+    Family,
+    JobStatus,
+    UnroutableEvent,
+    VideoState,
+    WebhookState,
+    job_of_stream,
+    job_stream,
+    media_deletion_stream,
+    parse_video_stream,
+    partition_key_from_data,
+    redelivery_stream,
+    route,
+    stream_family,
+    video_state,
+    video_stream,
+    webhook_stream,
+)
 from videoimport_events.webhooks import WebhookDelivered, WebhookDeliveryFailed
 
 __all__ = [
@@ -51,30 +71,50 @@ __all__ = [
     "MAX_REASON_BYTES",
     "TERMINAL_VIDEO_EVENTS",
     "TOPICS",
+    "UPCASTERS",
     "AnyEvent",
     "DeletionReason",
     "Envelope",
     "Event",
     "FailureCode",
+    "Family",
     "ImportRequested",
     "JobCompleted",
     "JobState",
+    "JobStatus",
     "MediaObjectDeleted",
     "Outcome",
     "Overview",
     "RequestedBy",
+    "UnroutableEvent",
+    "UpcastError",
+    "Upcaster",
+    "Upcasters",
     "VideoImportFailed",
     "VideoImportRequested",
     "VideoImportSkipped",
     "VideoImported",
+    "VideoState",
     "WebhookDelivered",
     "WebhookDeliveryFailed",
     "WebhookRedeliveryRequested",
+    "WebhookState",
     "bounded_reason",
     "decode_envelope",
     "decode_event",
     "encode_envelope",
     "encode_event",
+    "job_of_stream",
+    "job_stream",
+    "media_deletion_stream",
+    "parse_video_stream",
+    "partition_key_from_data",
+    "redelivery_stream",
+    "route",
+    "stream_family",
     "topic_for",
     "video_key",
+    "video_state",
+    "video_stream",
+    "webhook_stream",
 ]

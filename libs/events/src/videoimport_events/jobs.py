@@ -8,8 +8,17 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 from videoimport_events.base import Event
+from videoimport_events.vocabulary import JobState
 
-JobState = Literal["success", "failed"]
+__all__ = [
+    "ImportRequested",
+    "JobCompleted",
+    "JobState",
+    "Overview",
+    "RequestedBy",
+    "WebhookRedeliveryRequested",
+]
+
 RequestedBy = Literal["api", "operator"]
 
 

@@ -1,29 +1,26 @@
 """Shared vocabulary of failures and the size limits every event respects.
 
-A failed video carries a ``code`` from ``FAILURE_CODES`` (for machines) and a
-``reason`` (for humans) of at most ``MAX_REASON_BYTES``: a reason never lists
-unbounded client input. Every event's JSON is at most ``MAX_EVENT_BYTES``, half
-of Kafka's default message limit (1 MiB), so whatever the log accepts can
-always be published; the event store refuses a larger one to its writer.
+A failed video carries a ``code`` from ``FAILURE_CODES`` (for machines; defined
+in ``vocabulary``, importable from here too) and a ``reason`` (for humans) of at
+most ``MAX_REASON_BYTES``: a reason never lists unbounded client input. Every
+event's JSON is at most ``MAX_EVENT_BYTES``, half of Kafka's default message
+limit (1 MiB), so whatever the log accepts can always be published; the event
+store refuses a larger one to its writer.
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal, get_args
+from typing import Final
 
-FailureCode = Literal[
-    "invalid_metadata",
-    "unknown_project",
-    "invalid_url",
-    "forbidden_address",
-    "download_failed",
-    "timeout",
-    "too_many_redirects",
-    "too_large",
-    "not_a_video",
-    "internal_error",
+from videoimport_events.vocabulary import FAILURE_CODES, FailureCode
+
+__all__ = [
+    "FAILURE_CODES",
+    "MAX_EVENT_BYTES",
+    "MAX_REASON_BYTES",
+    "FailureCode",
+    "bounded_reason",
 ]
-FAILURE_CODES: Final[frozenset[str]] = frozenset(get_args(FailureCode))
 
 MAX_REASON_BYTES: Final = 1024
 MAX_EVENT_BYTES: Final = 512 * 1024

@@ -18,7 +18,12 @@ from typing import Literal
 
 import asyncpg
 from videoimport_eventlog import store
-from videoimport_events import RequestedBy, WebhookRedeliveryRequested
+from videoimport_events import (
+    RequestedBy,
+    WebhookRedeliveryRequested,
+    job_stream,
+    redelivery_stream,
+)
 
 Refusal = Literal["unknown_job", "not_finished", "no_webhook"]
 
@@ -49,9 +54,9 @@ async def request_redelivery(
     """
     rows = await conn.fetch(
         "SELECT stream_version, event_id, project, data->>'webhook' AS webhook FROM events"
-        " WHERE stream_id = 'job-' || $1 AND stream_version IN (0, 1)"
+        " WHERE stream_id = $1 AND stream_version IN (0, 1)"
         " AND ($2::text IS NULL OR project = $2)",
-        job_id,
+        job_stream(job_id),
         project,
     )
     by_version = {r["stream_version"]: r for r in rows}
@@ -65,7 +70,7 @@ async def request_redelivery(
     owner: str = completed["project"]
     new = store.NewEvent(
         event=WebhookRedeliveryRequested(job_id=job_id, project=owner, requested_by=requested_by),
-        stream_id=f"job-{job_id}/redelivery-{uuid.uuid4()}",
+        stream_id=redelivery_stream(job_id, uuid.uuid4()),
         stream_version=0,
         correlation_id=job_id,
         project=owner,

@@ -17,6 +17,8 @@ from videoimport_events import (
     ImportRequested,
     VideoImportRequested,
     encode_event,
+    job_stream,
+    video_stream,
 )
 from videoimport_projects import WRITE_SCOPE, TokenGrant, grant_for
 from videoimport_projects.redelivery import RedeliveryRefused, request_redelivery
@@ -114,7 +116,7 @@ def import_events(
             context=command.context,
             idempotency_key=idempotency_key,
         ),
-        stream_id=f"job-{job_id}",
+        stream_id=job_stream(job_id),
         stream_version=0,
         correlation_id=job_id,
         project=project,
@@ -132,7 +134,7 @@ def import_events(
                 file_name=video.file_name,
                 metadata=video.metadata,
             ),
-            stream_id=f"job-{job_id}/video-{index}",
+            stream_id=video_stream(job_id, index),
             stream_version=0,
             correlation_id=job_id,
             project=project,

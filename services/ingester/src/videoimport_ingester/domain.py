@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
 from typing import Any, TypeAlias
 
 import msgspec
 from videoimport_events import (
+    FailureCode,
     Outcome,
     VideoImported,
     VideoImportFailed,
     VideoImportRequested,
     VideoImportSkipped,
     bounded_reason,
+    media_deletion_stream,
+    video_stream,
 )
 from videoimport_projects import ProjectConfig, metadata_errors
 
@@ -57,7 +59,7 @@ class StoredObject(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Fail(msgspec.Struct, frozen=True, kw_only=True):
-    code: str
+    code: FailureCode
     reason: str
 
 
@@ -147,15 +149,12 @@ def storage_key(project: str, media_id: str, request_event_id: str, extension: s
     return f"{project}/{media_id}/{request_event_id}{extension}"
 
 
-def stream_id(job_id: str, index: int) -> str:
-    return f"job-{job_id}/video-{index}"
+stream_id = video_stream
+"""The stream of one requested video and its result (``job-{job}/video-{index}``)."""
 
-
-def deleted_stream_id(media_id: str, storage_key: str) -> str:
-    """The stream of one object's ``MediaObjectDeleted`` (version 0): the same for a
-    repeated deletion of the same key, so the log records it once."""
-    key_id = uuid.uuid5(uuid.NAMESPACE_URL, f"videoimport:media-object:{storage_key}")
-    return f"media-{media_id}/deleted-{key_id}"
+deleted_stream_id = media_deletion_stream
+"""The stream of one object's ``MediaObjectDeleted`` (version 0): the same for a
+repeated deletion of the same key, so the log records it once."""
 
 
 def decide(
@@ -183,7 +182,7 @@ def decide(
     return UpdateInPlace(record=updated)
 
 
-def failed(request: VideoImportRequested, code: str, reason: str) -> Resolution:
+def failed(request: VideoImportRequested, code: FailureCode, reason: str) -> Resolution:
     event = VideoImportFailed(
         job_id=request.job_id,
         project=request.project,

@@ -25,8 +25,8 @@ import structlog
 from videoimport_eventlog import deadletters, store, tracking
 from videoimport_eventlog.consumer import Record, source_of
 from videoimport_eventlog.faults import describe
-from videoimport_eventlog.kafka import decode_message
-from videoimport_events import Envelope, VideoImported, VideoImportRequested, VideoImportSkipped
+from videoimport_eventlog.kafka import decode_message, unknown_type
+from videoimport_events import Envelope, FailureCode, VideoImportRequested, video_state
 from videoimport_projects import ProjectConfig, project_config
 
 from videoimport_ingester import domain
@@ -53,14 +53,6 @@ class RegistryContended(Exception):
     """The registry row kept changing under us; retried by the worker."""
 
 
-def state_of(event: domain.TerminalEvent) -> str:
-    if isinstance(event, VideoImported):
-        return "success"
-    if isinstance(event, VideoImportSkipped):
-        return "skipped"
-    return "failed"
-
-
 class Intake:
     """The Kafka consumer's handler: queue requests; park what cannot be queued."""
 
@@ -71,6 +63,10 @@ class Intake:
     async def on_record(self, record: Record) -> None:
         """Fast (one insert), so offsets commit at once; raises only to be retried."""
         if record.value is None:
+            return
+        newer = unknown_type(record.headers)
+        if newer is not None:
+            log.info("skipped an event type this version does not know", event_type=newer)
             return
         try:
             envelope = decode_message(record.value)
@@ -147,7 +143,9 @@ class Ingester:
         with _bound(envelope, request):
             return await self._handle(envelope, request)
 
-    async def fail(self, envelope: Envelope, code: str, reason: str) -> domain.TerminalEvent | None:
+    async def fail(
+        self, envelope: Envelope, code: FailureCode, reason: str
+    ) -> domain.TerminalEvent | None:
         """End the video ``failed`` (through the same inbox + event transaction)."""
         request = _request_of(envelope)
         with _bound(envelope, request):
@@ -256,7 +254,7 @@ class Ingester:
             # Whatever this attempt wrote is not registered: settle it too.
             await self._uploads.settle_request(envelope.id)
             return None
-        state = state_of(resolution.event)
+        state = video_state(resolution.event)
         metrics.RESULTS.labels(state=state).inc()
         log.info("video import result", state=state, event_type=type(resolution.event).__name__)
         await self._uploads.settle_all(leftovers, by="request")

@@ -27,6 +27,7 @@ import structlog
 from videoimport_eventlog import deadletters, store
 from videoimport_eventlog.faults import describe, is_outage
 from videoimport_eventlog.retry import RetryPolicy
+from videoimport_events import webhook_stream
 from videoimport_projects import UnknownProject, webhook_secrets
 
 from videoimport_notifier import domain, signing
@@ -230,7 +231,7 @@ def _attempt_event(
 ) -> store.NewEvent:
     return store.NewEvent(
         event=domain.attempt_event(delivery, attempt, result, step),
-        stream_id=f"webhook-{delivery.delivery_id}",
+        stream_id=webhook_stream(delivery.delivery_id),
         stream_version=attempt - 1,
         correlation_id=delivery.job_id,
         project=delivery.project,

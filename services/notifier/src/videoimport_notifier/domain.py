@@ -7,11 +7,18 @@ import hashlib
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from videoimport_eventlog.retry import RetryPolicy
-from videoimport_events import JobCompleted, Overview, WebhookDelivered, WebhookDeliveryFailed
+from videoimport_events import (
+    JobCompleted,
+    JobState,
+    Overview,
+    WebhookDelivered,
+    WebhookDeliveryFailed,
+    WebhookState,
+)
 
 CONSUMER = "notifier"
 """The notifier's name in the inbox and on its dead letters."""
@@ -25,14 +32,15 @@ MAX_ERROR_CHARS = 300
 NO_SECRET = "not sent: the project has no usable webhook secret"
 """The recorded error of an attempt that could not be signed (never sent unsigned)."""
 
-DeliveryState = Literal["pending", "delivered", "failed"]
+DeliveryState = WebhookState
+"""A delivery's state: the shared ``WebhookState`` (the status shows it too)."""
 
 
 class WebhookPayload(msgspec.Struct, frozen=True, kw_only=True):
     """The body POSTed to the job's webhook: ``{id, state, overview, context}``."""
 
     id: str
-    state: str
+    state: JobState
     overview: Overview
     context: dict[str, Any] | None
 

@@ -90,6 +90,10 @@ async def handle_message(pool: asyncpg.Pool, message: Record, now: datetime) -> 
     (the consumer retries per its policy, then calls ``give_up``)."""
     if message.value is None:
         return None
+    newer = kafka.unknown_type(message.headers)
+    if newer is not None:
+        log.info("skipped an event type this version does not know", event_type=newer)
+        return None
     try:
         envelope = kafka.decode_message(message.value)
     except (msgspec.DecodeError, ValueError) as exc:

@@ -1,5 +1,8 @@
 """What the relay publishes for a logged event, and what it publishes again (pure).
 
+Every logged event is published, whether or not this code knows its type, so
+readers need not be deployed before writers (see ``publishable``).
+
 Reconciliation: Kafka is transport, the log is the truth. If Kafka loses a
 message (a topic recreated, retention expired, the relay reset past it), its
 video would stay unfinished forever. So the relay looks for
@@ -16,14 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from videoimport_eventlog import kafka
 from videoimport_eventlog.settings import topic
-from videoimport_events import Envelope, Event, encode_envelope, topic_for
+from videoimport_events import TOPICS, Envelope, Event, encode_envelope, route, topic_for
 
 TRACKING_NAME = "relay"
 RECONCILE_CURSOR = "reconciler"
 """Tracking row: every request at or below this position is finished."""
 
-Headers = list[tuple[str, bytes]]
+Headers = kafka.Headers
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,38 @@ class Outgoing:
 
 
 def outgoing(event: Event, envelope: Envelope, headers: Headers, topic_prefix: str) -> Outgoing:
+    """The Kafka record of a decoded event: what ``publishable`` sends for it once
+    logged (the same bytes, as long as writer and reader share its version)."""
     return Outgoing(
         position=envelope.position,
         topic=topic(topic_for(type(event)), topic_prefix),
         key=event.partition_key().encode(),
         value=encode_envelope(envelope),
         headers=headers,
+    )
+
+
+def publishable(logged: kafka.Logged, topic_prefix: str) -> Outgoing:
+    """The Kafka record of a logged event, whatever its type: its envelope with
+    ``data`` exactly as logged (``msgspec.Raw``), and its headers.
+
+    No event is decoded as its type. ``videoimport_events.route`` gives the topic
+    and key: the family from the stream name (``job-{id}/video-…`` and ``media-…``
+    videos, ``webhook-…`` webhooks, any other ``job-{id}…`` jobs), the key from
+    the family's identity fields in the data (a video's project, system name and
+    external id; else the job id), which is where every known type's
+    ``topic_for`` and ``partition_key`` send it (a unit test holds each example to
+    it), and where a newer writer's type of the same stream goes. A stream of a
+    kind this code does not know, or data without the identity fields, raises:
+    the event is parked like any poison.
+    """
+    family, key = route(logged.stream_id, logged.data)
+    return Outgoing(
+        position=logged.position,
+        topic=topic(TOPICS[family], topic_prefix),
+        key=key.encode(),
+        value=kafka.envelope_bytes(logged),
+        headers=kafka.headers_of(logged),
     )
 
 

@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import asyncpg
-from videoimport_eventlog import deadletters, kafka, store, tracking
+import structlog
+from videoimport_eventlog import deadletters, tracking
+from videoimport_eventlog.faults import is_outage
 
-from videoimport_relay.adapters import requests
+from videoimport_relay.adapters import logged, requests
 from videoimport_relay.domain import (
     RECONCILE_CURSOR,
     TRACKING_NAME,
@@ -17,8 +19,10 @@ from videoimport_relay.domain import (
     acknowledged_through,
     due,
     finished_through,
-    outgoing,
+    publishable,
 )
+
+log = structlog.get_logger(__name__)
 
 MAX_PAGES = 20
 """Pages of open requests one reconciliation round reads at most."""
@@ -30,8 +34,8 @@ class Producer(Protocol):
     ) -> asyncio.Future[object]: ...
 
 
-def messages_for(events: list[store.RecordedEvent], topic_prefix: str) -> list[Outgoing]:
-    return [outgoing(ev.event, ev.envelope(), kafka.headers_of(ev), topic_prefix) for ev in events]
+def messages_for(events: list[logged.LoggedEvent], topic_prefix: str) -> list[Outgoing]:
+    return [publishable(ev, topic_prefix) for ev in events]
 
 
 async def publish(producer: Producer, messages: list[Outgoing]) -> list[BaseException | None]:
@@ -56,7 +60,7 @@ async def relay_batch(
     stays where it was and the next call sends the batch again.
     """
     current = await tracking.position_of(conn, TRACKING_NAME)
-    events = await store.read_after(conn, current, batch_size)
+    events = await logged.read_after(conn, current, batch_size)
     if not events:
         return 0, current
     messages = messages_for(events, topic_prefix)
@@ -85,7 +89,7 @@ async def park_next(conn: asyncpg.Connection, error: BaseException, attempts: in
 
 
 async def send_events(
-    producer: Producer, topic_prefix: str, events: list[store.RecordedEvent]
+    producer: Producer, topic_prefix: str, events: list[logged.LoggedEvent]
 ) -> None:
     """Publish ``events`` (out of the normal order); raises the first send error."""
     errors = await publish(producer, messages_for(events, topic_prefix))
@@ -97,12 +101,30 @@ async def send_events(
 async def retry_dead_letters(
     conn: asyncpg.Connection, producer: Producer, topic_prefix: str
 ) -> int:
-    """Publish the parked events an operator asked to retry; returns how many went out."""
+    """Publish the parked events an operator asked to retry; returns how many went out.
 
-    async def redo(_: asyncpg.Connection, record: store.RecordedEvent) -> None:
-        await send_events(producer, topic_prefix, [record])
-
-    return await deadletters.retry_requested(conn, TRACKING_NAME, redo)
+    Like ``deadletters.retry_requested``, but reads the event undecoded: a letter
+    parked by an older relay for a type it did not know is published now.
+    """
+    resolved = 0
+    async with conn.transaction():
+        for letter in await deadletters.take_retries(conn, TRACKING_NAME):
+            try:
+                async with conn.transaction():
+                    event = None
+                    if letter.event_id is not None:
+                        event = await logged.read_event(conn, letter.event_id)
+                    if event is None:
+                        raise LookupError(f"event {letter.event_id} is not in the log")
+                    await send_events(producer, topic_prefix, [event])
+                    await deadletters.resolve(conn, letter.id)
+                resolved += 1
+                log.info("dead letter resolved", consumer=TRACKING_NAME, dead_letter_id=letter.id)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                await deadletters.repark(conn, letter.id, exc)
+    return resolved
 
 
 async def reconcile(
@@ -126,7 +148,7 @@ async def reconcile(
             cursor = finished_through(cursor, page)
         resend = [r for r in page if due(r, now, after, cap)]
         if resend:
-            events = [e for r in resend if (e := await store.read_event(conn, r.event_id))]
+            events = [e for r in resend if (e := await logged.read_event(conn, r.event_id))]
             await send_events(producer, topic_prefix, events)
             async with conn.transaction():
                 await requests.mark_republished(conn, resend, now)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
+from videoimport_events import job_stream
 
-from videoimport_api.domain.status import JobRow, VideoRow, WebhookRow
+from videoimport_api.domain.status import STARTED, JobRow, VideoRow, WebhookRow
 
 
 async def claim_idempotency_key(
@@ -42,25 +43,32 @@ async def claim_idempotency_key(
 async def projected_status(
     conn: asyncpg.Connection, project: str, job_id: str
 ) -> tuple[JobRow, list[VideoRow]] | None:
-    """The job and its videos from the read model; None if not projected (yet)."""
+    """The job and its videos from the read model; None if not projected (yet).
+
+    Both reads see one snapshot: the projector (or a rebuild's swap) may commit
+    between them, and a status must not pair a job row with another moment's videos.
+    """
     try:
-        job = await conn.fetchrow(
-            "SELECT job_id, state, video_count, started_at, finished_at, success, skipped, failed,"
-            " webhook_state, webhook_attempts, webhook_last_status, webhook_last_error,"
-            " webhook_next_attempt_at, webhook_delivered_at"
-            " FROM status_jobs WHERE job_id = $1 AND project = $2",
-            job_id,
-            project,
-        )
-        if job is None:
-            return None
-        videos = []
-        if job["state"] != "started":
-            videos = await conn.fetch(
-                "SELECT idx, system_name, external_id, state, reason, code, media_id, mime_type,"
-                " storage_key, link_expired FROM status_videos WHERE job_id = $1 ORDER BY idx",
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            job = await conn.fetchrow(
+                "SELECT job_id, state, video_count, started_at, finished_at,"
+                " success, skipped, failed, webhook_state, webhook_attempts,"
+                " webhook_last_status, webhook_last_error,"
+                " webhook_next_attempt_at, webhook_delivered_at"
+                " FROM status_jobs WHERE job_id = $1 AND project = $2",
                 job_id,
+                project,
             )
+            if job is None:
+                return None
+            videos = []
+            if job["state"] != STARTED:
+                videos = await conn.fetch(
+                    "SELECT idx, system_name, external_id, state, reason, code, media_id,"
+                    " mime_type, storage_key, link_expired FROM status_videos"
+                    " WHERE job_id = $1 ORDER BY idx",
+                    job_id,
+                )
     except asyncpg.UndefinedTableError:
         # The projector creates its tables when it first starts; until then nothing is projected.
         return None
@@ -97,16 +105,16 @@ async def requested_job(conn: asyncpg.Connection, project: str, job_id: str) -> 
     """The job as its ``ImportRequested`` event recorded it (the projector may lag)."""
     row = await conn.fetchrow(
         "SELECT occurred_at, (data->>'video_count')::int AS video_count FROM events"
-        " WHERE stream_id = 'job-' || $1 AND stream_version = 0"
+        " WHERE stream_id = $1 AND stream_version = 0"
         " AND event_type = 'ImportRequested' AND project = $2",
-        job_id,
+        job_stream(job_id),
         project,
     )
     if row is None:
         return None
     started_at: datetime = row["occurred_at"]
     return JobRow(
-        job_id=job_id, state="started", video_count=row["video_count"], started_at=started_at
+        job_id=job_id, state=STARTED, video_count=row["video_count"], started_at=started_at
     )
 
 

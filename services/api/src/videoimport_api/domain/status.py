@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import msgspec
+from videoimport_events import JobStatus, VideoState, WebhookState
 
-STARTED = "started"
+STARTED: Final[JobStatus] = "started"
 
 Link = Callable[[str], str]
 """Turns a storage key into the URL a client may fetch it from (signed, expiring)."""
@@ -21,7 +22,7 @@ Link = Callable[[str], str]
 
 class JobRow(msgspec.Struct, frozen=True, kw_only=True):
     job_id: str
-    state: str
+    state: JobStatus
     video_count: int
     started_at: datetime
     finished_at: datetime | None = None
@@ -34,7 +35,7 @@ class JobRow(msgspec.Struct, frozen=True, kw_only=True):
 class WebhookRow(msgspec.Struct, frozen=True, kw_only=True):
     """The job's webhook delivery as the projector folded it from the attempt events."""
 
-    state: str
+    state: WebhookState
     attempts: int = 0
     last_status: int | None = None
     last_error: str | None = None
@@ -46,7 +47,7 @@ class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
     idx: int
     system_name: str
     external_id: str
-    state: str | None = None
+    state: VideoState | None = None
     reason: str | None = None
     code: str | None = None
     media_id: str | None = None

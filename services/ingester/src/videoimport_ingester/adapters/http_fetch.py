@@ -33,7 +33,7 @@ from videoimport_eventlog.addresses import valid_hostname as valid_hostname
 from videoimport_eventlog.guarded_http import PublicResolver, public_text
 from videoimport_eventlog.guarded_http import guarded_socket_factory as shared_socket_factory
 from videoimport_eventlog.retry import parse_retry_after
-from videoimport_events import FAILURE_CODES, bounded_reason
+from videoimport_events import FAILURE_CODES, FailureCode, bounded_reason
 from yarl import URL
 
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
@@ -56,7 +56,12 @@ class FetchError(Exception):
     """
 
     def __init__(
-        self, code: str, reason: str, *, transient: bool = False, retry_after: float | None = None
+        self,
+        code: FailureCode,
+        reason: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         if code not in FAILURE_CODES:
             raise ValueError(f"unknown failure code {code!r}")
