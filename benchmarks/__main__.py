@@ -18,10 +18,10 @@ from typing import Any
 
 from videoimport_devstack import LocalStack, StackInfo
 
-from . import e2e, eventlog, fairness, transfer
+from . import e2e, eventlog, fairness, rebuild, transfer
 from .common import RESULTS_FILE, Result
 
-BENCHMARKS = ("eventlog", "transfer", "e2e", "fairness")
+BENCHMARKS = ("eventlog", "transfer", "e2e", "fairness", "rebuild")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1000,
         help="videos of the big project's backlog in the fairness benchmark (--quick: 200)",
     )
+    parser.add_argument(
+        "--rebuild-events",
+        type=int,
+        default=50_000,
+        help="events in the log the rebuild benchmark rebuilds from (--quick: 5000)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a smoke run)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="results JSON file")
     args = parser.parse_args(argv)
@@ -58,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--videos must be at least 1")
     if args.backlog < 1:
         parser.error("--backlog must be at least 1")
+    if args.rebuild_events < 1:
+        parser.error("--rebuild-events must be at least 1")
     return args
 
 
@@ -85,6 +93,13 @@ async def run_all(
             work_dir,
             backlog=min(args.backlog, 200) if args.quick else args.backlog,
             latency_ms=args.latency_ms[0] if args.latency_ms else 50,
+        )
+    if "rebuild" in selected:
+        await rebuild.run(
+            stack,
+            results,
+            events=min(args.rebuild_events, 5000) if args.quick else args.rebuild_events,
+            quick=args.quick,
         )
 
 

@@ -11,6 +11,8 @@ from videoimport_eventlog import schema, store, tracking
 from videoimport_eventlog.store import NewEvent, StreamConflict
 from videoimport_events import VideoImportFailed
 
+from tests.requests import append_unknown_event
+
 
 def failed(index: int, job: str = "job1") -> VideoImportFailed:
     return VideoImportFailed(
@@ -133,11 +135,76 @@ async def test_hash_chain_detects_an_altered_event(conn: asyncpg.Connection) -> 
         "UPDATE events SET data = replace(data::text, '\"r\"', '\"edited\"')::json"
         " WHERE position = 2"
     )
-    with pytest.raises(ValueError, match="position 2 was altered"):
+    with pytest.raises(store.ChainBroken, match="position 2: hash mismatch") as broken:
         await store.verify_chain(conn)
+    assert broken.value.position == 2
     await conn.execute("DELETE FROM events WHERE position = 2")
-    with pytest.raises(ValueError, match="position 2 is missing"):
+    with pytest.raises(ValueError, match="position 2: missing"):
         await store.verify_chain(conn)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "occurred_at = occurred_at - interval '1 day'",
+        "occurred_at = occurred_at + interval '1 microsecond'",
+        "recorded_at = recorded_at + interval '1 second'",
+        "correlation_id = 'another-job'",
+        "causation_id = 'someone-else'",
+        "project = 'other'",
+        "schema_version = 2",
+        # Passing the row off as sealed by the first release's weaker formula.
+        "chain_version = 1",
+        "chain_version = 3",
+    ],
+)
+async def test_the_chain_covers_when_and_which_job(conn: asyncpg.Connection, edit: str) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0), new(1), new(2)])
+    await conn.execute("ALTER TABLE events DISABLE TRIGGER events_immutable")
+    await conn.execute(f"UPDATE events SET {edit} WHERE position = 2")
+    with pytest.raises(store.ChainBroken) as broken:
+        await store.verify_chain(conn)
+    assert broken.value.position == 2
+
+
+async def test_hash_chain_detects_reordered_events(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0), new(1), new(2)])
+    await conn.execute("ALTER TABLE events DISABLE TRIGGER events_immutable")
+    # Swap two whole rows, hashes included.
+    await conn.execute("UPDATE events SET position = -position WHERE position IN (2, 3)")
+    await conn.execute("UPDATE events SET position = 5 + position WHERE position IN (-2, -3)")
+    with pytest.raises(store.ChainBroken, match="position 2: hash mismatch"):
+        await store.verify_chain(conn)
+
+
+async def test_rows_sealed_by_either_chain_version_verify_in_one_log(
+    conn: asyncpg.Connection,
+) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0)])
+    # A writer of the first release (no chain_version, no recorded_at) during a
+    # rolling deploy, then this release's again.
+    await append_unknown_event(conn, "FutureThing", b'{"type":"FutureThing"}', "job1")
+    async with conn.transaction():
+        await store.append(conn, [new(1), new(2)], skip_existing=True)
+    versions = await conn.fetch("SELECT chain_version FROM events ORDER BY position")
+    assert [r["chain_version"] for r in versions] == [2, 1, 2, 2]
+    verified = await store.check_chain(conn, batch=2)
+    assert verified.checked == 4
+    assert verified.head == await conn.fetchval("SELECT hash FROM events WHERE position = 4")
+
+
+async def test_an_append_seals_the_recorded_at_it_stores(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await store.append(conn, [new(0), new(1)])
+    async with conn.transaction():
+        await store.append(conn, [new(2)])
+    rows = await conn.fetch("SELECT recorded_at FROM events ORDER BY position")
+    # One append, one moment (read under the append lock); later appends later.
+    assert rows[0]["recorded_at"] == rows[1]["recorded_at"] < rows[2]["recorded_at"]
+    assert await store.verify_chain(conn) == 3
 
 
 async def test_inbox_claims_a_message_once(conn: asyncpg.Connection) -> None:

@@ -11,6 +11,8 @@ import pytest
 from videoimport_eventlog import schema, store
 from videoimport_projects import project_config
 
+from tests.requests import requested_job
+
 pytestmark = pytest.mark.integration
 
 RELEASE_0_1 = Path(__file__).resolve().parents[1] / "fixtures" / "schema" / "release-0.1.sql"
@@ -57,6 +59,28 @@ async def test_a_database_of_the_first_release_upgrades_in_place(pg_dsn: str) ->
         assert await conn.fetchval("SELECT media_id FROM media") == "mlegacy000000000001"
         assert await project_config(conn, "legacy") is not None
         assert await conn.fetchval("SELECT position FROM tracking WHERE name = 'relay'") == 3
+        # The old rows keep the formula that sealed them (their head hash, which an
+        # auditor may have noted, is unchanged); what this release appends on top
+        # covers every column, and the whole log verifies.
+        legacy_head = await conn.fetchval("SELECT hash FROM events WHERE position = 3")
+        assert legacy_head.hex().startswith("e38c18a773a6aa89")
+        async with conn.transaction():
+            await store.append(conn, requested_job("newjob000001", 2, project="legacy"))
+        versions = await conn.fetch("SELECT chain_version FROM events ORDER BY position")
+        assert [r["chain_version"] for r in versions] == [1, 1, 1, 2, 2, 2]
+        assert await store.verify_chain(conn) == 6
+        # A new row's "when" is sealed; an old row's is not (it never was).
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_immutable")
+        await conn.execute(
+            "UPDATE events SET occurred_at = occurred_at + interval '1 hour' WHERE position = 1"
+        )
+        assert await store.verify_chain(conn) == 6
+        await conn.execute(
+            "UPDATE events SET occurred_at = occurred_at + interval '1 hour' WHERE position = 5"
+        )
+        with pytest.raises(store.ChainBroken, match="position 5: hash mismatch"):
+            await store.verify_chain(conn)
+        await conn.execute("ALTER TABLE events ENABLE TRIGGER events_immutable")
         # The new tables work next to the old data.
         await conn.execute(
             "INSERT INTO dead_letters (consumer, source, error, attempts) VALUES ('x', 'y', 'z', 1)"

@@ -5,15 +5,15 @@ scoped advisory lock before it reads the last position, and holds it until its
 transaction ends. So a reader that reads ``position > last_seen`` in order can
 never see position n+1 before n has committed, and never has to skip a gap.
 
-Each row also carries ``hash = sha256(previous hash || this event's bytes)``, so
-an auditor can verify the whole log is complete and unchanged (``verify_chain``).
+Each row also carries ``hash = sha256(previous hash || this row's bytes)``, so
+an auditor can verify the whole log is complete and unchanged (``verify_chain``;
+the formula is in ``chain``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +28,14 @@ from videoimport_events import (
     encode_event,
 )
 
+# GENESIS_HASH, ChainBroken and chain_hash are re-exported: callers know them from here.
+from videoimport_eventlog.chain import CURRENT_CHAIN, ChainRow, ChainVerifier, row_hash
+from videoimport_eventlog.chain import GENESIS_HASH as GENESIS_HASH
+from videoimport_eventlog.chain import ChainBroken as ChainBroken
+from videoimport_eventlog.chain import chain_hash as chain_hash
+
 APPEND_LOCK = 7_110_002
 NOTIFY_CHANNEL = "videoimport_events"
-GENESIS_HASH = b"\x00" * 32
 
 
 class StreamConflict(Exception):
@@ -89,26 +94,29 @@ class RecordedEvent:
         )
 
 
-def chain_hash(
-    previous: bytes,
-    event_id: uuid.UUID,
-    stream_id: str,
-    stream_version: int,
-    event_type: str,
-    data: bytes,
-) -> bytes:
-    digest = hashlib.sha256(previous)
-    for part in (str(event_id), stream_id, str(stream_version), event_type):
-        digest.update(part.encode())
-        digest.update(b"\x1f")
-    digest.update(data)
-    return digest.digest()
-
-
 _COLUMNS = (
     "position, event_id, stream_id, stream_version, event_type, schema_version, data::text,"
     " project, correlation_id, causation_id, occurred_at, hash"
 )
+
+
+# The last row and the server's clock in one round trip (an empty log gives NULLs).
+_HEAD = (
+    "SELECT clock_timestamp() AS now, last.position, last.hash FROM (SELECT 1) AS one"
+    " LEFT JOIN (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) AS last"
+    " ON true"
+)
+_CHAIN_COLUMNS = (
+    "position, event_id, stream_id, stream_version, event_type, schema_version, data::text,"
+    " project, correlation_id, causation_id, occurred_at, recorded_at, chain_version, hash"
+)
+
+
+def _chain_row(row: asyncpg.Record) -> tuple[ChainRow, bytes]:
+    # _CHAIN_COLUMNS are named as ChainRow's fields, plus the stored hash.
+    columns = dict(row.items())
+    stored_hash = bytes(columns.pop("hash"))
+    return ChainRow(**columns), stored_hash
 
 
 def _recorded(row: asyncpg.Record) -> RecordedEvent:
@@ -120,7 +128,7 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
         stream_version=row["stream_version"],
         event_type=row["event_type"],
         schema_version=row["schema_version"],
-        event=decode_event(data),
+        event=decode_event(data, version=row["schema_version"]),
         data=data,
         project=row["project"],
         correlation_id=row["correlation_id"],
@@ -169,37 +177,38 @@ async def append(
             return []
         events = [e for e, _ in kept]
         encoded = [d for _, d in kept]
-    last = await conn.fetchrow("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-    position: int = last["position"] if last else 0
-    previous: bytes = bytes(last["hash"]) if last else GENESIS_HASH
+    head = await conn.fetchrow(_HEAD)
+    position: int = head["position"] or 0
+    previous: bytes = GENESIS_HASH if head["hash"] is None else bytes(head["hash"])
+    # The writer sets recorded_at (the server's clock, read under the append lock)
+    # instead of leaving it to the column default, so the hash can cover it.
+    recorded_at: datetime = head["now"]
     rows: list[tuple[Any, ...]] = []
     for new, data in zip(events, encoded, strict=True):
         position += 1
-        event_type = type(new.event).type_name()
-        previous = chain_hash(
-            previous, new.event_id, new.stream_id, new.stream_version, event_type, data
+        row = ChainRow(
+            position=position,
+            event_id=new.event_id,
+            stream_id=new.stream_id,
+            stream_version=new.stream_version,
+            event_type=type(new.event).type_name(),
+            schema_version=type(new.event).schema_version,
+            data=data.decode(),
+            project=new.project,
+            correlation_id=new.correlation_id,
+            causation_id=new.causation_id,
+            occurred_at=new.occurred_at,
+            recorded_at=recorded_at,
+            chain_version=CURRENT_CHAIN,
         )
-        rows.append(
-            (
-                position,
-                new.event_id,
-                new.stream_id,
-                new.stream_version,
-                event_type,
-                type(new.event).schema_version,
-                data.decode(),
-                new.project,
-                new.correlation_id,
-                new.causation_id,
-                new.occurred_at,
-                previous,
-            )
-        )
+        previous = row_hash(previous, row)
+        rows.append((*row, previous))  # ChainRow is in the INSERT's column order
     try:
         await conn.executemany(
             "INSERT INTO events (position, event_id, stream_id, stream_version, event_type,"
-            " schema_version, data, project, correlation_id, causation_id, occurred_at, hash)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11, $12)",
+            " schema_version, data, project, correlation_id, causation_id, occurred_at,"
+            " recorded_at, chain_version, hash)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11, $12, $13, $14)",
             rows,
         )
     except asyncpg.UniqueViolationError as exc:
@@ -235,26 +244,47 @@ async def read_correlated(conn: asyncpg.Connection, correlation_id: str) -> list
     return [_recorded(r) for r in rows]
 
 
+async def read_chain(
+    conn: asyncpg.Connection, after: int, limit: int, up_to: int | None = None
+) -> list[tuple[ChainRow, bytes]]:
+    """Rows after ``after`` (at most up to ``up_to``) as the chain covers them, with
+    their stored hash; nothing is decoded, so events of unknown types verify too."""
+    rows = await conn.fetch(
+        f"SELECT {_CHAIN_COLUMNS} FROM events WHERE position > $1"
+        " AND ($2::bigint IS NULL OR position <= $2) ORDER BY position LIMIT $3",
+        after,
+        up_to,
+        limit,
+    )
+    return [_chain_row(r) for r in rows]
+
+
+async def check_chain(
+    conn: asyncpg.Connection,
+    *,
+    batch: int = 1000,
+    up_to: int | None = None,
+    progress: Callable[[ChainVerifier], None] | None = None,
+) -> ChainVerifier:
+    """Recompute the hash chain from position 1 (to ``up_to``), ``batch`` rows at a
+    time; ``progress`` sees the verifier after each batch. Returns it at the end
+    (``checked``, ``head``); raises ``ChainBroken`` at the first gap or mismatch."""
+    verifier = ChainVerifier()
+    while rows := await read_chain(conn, verifier.checked, batch, up_to):
+        for row, stored_hash in rows:
+            verifier.check(row, stored_hash)
+        if progress is not None:
+            progress(verifier)
+    return verifier
+
+
 async def verify_chain(conn: asyncpg.Connection, batch: int = 1000) -> int:
     """Recompute the hash chain; returns the number of events checked.
 
-    Raises ``ValueError`` naming the first position that is missing or altered.
+    Raises ``ChainBroken`` (a ``ValueError``) naming the first position that is
+    missing or altered.
     """
-    previous, expected, checked = GENESIS_HASH, 1, 0
-    while True:
-        events = await read_after(conn, expected - 1, batch)
-        if not events:
-            return checked
-        for ev in events:
-            if ev.position != expected:
-                raise ValueError(f"event log: position {expected} is missing")
-            previous = chain_hash(
-                previous, ev.event_id, ev.stream_id, ev.stream_version, ev.event_type, ev.data
-            )
-            if previous != ev.hash:
-                raise ValueError(f"event log: position {ev.position} was altered")
-            expected += 1
-            checked += 1
+    return (await check_chain(conn, batch=batch)).checked
 
 
 async def read_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> RecordedEvent | None:

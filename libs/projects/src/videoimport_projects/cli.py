@@ -8,6 +8,10 @@ secrets, dead letters and republishing.
     videoimport deadletters list|retry ID, videoimport republish --from POSITION
     (see ``operations``)
     videoimport webhook redeliver JOB (see ``redelivery``)
+    videoimport projections rebuild [--check] (see ``projections``)
+    videoimport audit verify (see ``audit``)
+    videoimport events [filters] [--follow], videoimport history PROJECT SYSTEM ID
+    (see ``log_reader``)
 
 The database is ``--database-url``, else ``VIDEOIMPORT_DATABASE_URL``, else the
 PostgreSQL of the running local stack (``<data dir>/stack.json``, data dir from
@@ -28,7 +32,7 @@ import asyncpg
 import msgspec
 from videoimport_eventlog import schema
 
-from videoimport_projects import credentials, operations, redelivery
+from videoimport_projects import audit, credentials, log_reader, operations, projections, redelivery
 from videoimport_projects.config import ProjectConfig, parse_config
 from videoimport_projects.registry import (
     ProjectExists,
@@ -111,8 +115,15 @@ async def _run(args: argparse.Namespace) -> str:
         raise CliError(f"cannot connect to the database: {exc}") from exc
     try:
         await schema.migrate(conn)
+        if args.command == "projections":
+            # The projector rebuilds in a process of its own, on the same database.
+            return await projections.run(args, database_url(args.database_url))
         if args.command in ("deadletters", "republish"):
             return await operations.run(conn, args)
+        if args.command == "audit":
+            return await audit.run(conn, args)
+        if args.command in log_reader.COMMANDS:
+            return await log_reader.run(conn, args)
         if args.command == "webhook":
             return await redelivery.run(conn, args)
         if args.command in credentials.COMMANDS:
@@ -133,6 +144,10 @@ async def _run(args: argparse.Namespace) -> str:
     except UnknownToken as exc:
         raise CliError(str(exc)) from exc
     except (operations.OperationError, redelivery.RedeliveryRefused) as exc:
+        raise CliError(str(exc)) from exc
+    except (audit.AuditFailed, log_reader.LogReadFailed) as exc:
+        raise CliError(str(exc)) from exc
+    except projections.ProjectionError as exc:
         raise CliError(str(exc)) from exc
     finally:
         await conn.close()
@@ -167,6 +182,9 @@ def _parser() -> argparse.ArgumentParser:
     credentials.add_commands(commands, common)
     operations.add_commands(commands, common)
     redelivery.add_commands(commands, common)
+    audit.add_commands(commands, common)
+    log_reader.add_commands(commands, common)
+    projections.add_commands(commands, common)
     return parser
 
 
@@ -179,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     # For ``token create`` and ``webhook-secret show|rotate`` the output is the token
     # or the secret alone, so scripts can capture it.
-    print(output)
+    if output:  # commands that stream (``events``) have printed already
+        print(output)
     return 0
 
 

@@ -10,28 +10,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import msgspec
 from videoimport_events import (
     ImportRequested,
     JobCompleted,
+    JobStatus,
     MediaObjectDeleted,
     Overview,
     VideoImported,
     VideoImportFailed,
     VideoImportRequested,
     VideoImportSkipped,
+    VideoState,
     WebhookDelivered,
     WebhookDeliveryFailed,
+    video_state,
 )
 
 from videoimport_projector.webhook import WebhookStatus, fold
 
 TRACKING_NAME = "projector"
-
-VideoState = Literal["success", "skipped", "failed"]
-JobStatus = Literal["started", "success", "failed"]
 
 JOB_EVENTS = (
     ImportRequested,
@@ -117,14 +117,6 @@ def _settled(state: JobState) -> JobState:
     return msgspec.structs.replace(state, status=status, finished_at=state.cause_at)
 
 
-def _video_state(event: VideoImported | VideoImportSkipped | VideoImportFailed) -> VideoState:
-    if isinstance(event, VideoImported):
-        return "success"
-    if isinstance(event, VideoImportSkipped):
-        return "skipped"
-    return "failed"
-
-
 def evolve(state: JobState | None, fact: Fact) -> JobState | None:
     """The job's state after ``fact``; the same object when nothing changed."""
     event = fact.event
@@ -170,7 +162,7 @@ def evolve(state: JobState | None, fact: Fact) -> JobState | None:
     return _settled(
         msgspec.structs.replace(
             state,
-            results={**state.results, index: _video_state(event)},
+            results={**state.results, index: video_state(event)},
             cause_id=str(fact.event_id),
             cause_at=fact.occurred_at,
         )

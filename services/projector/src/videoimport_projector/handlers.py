@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from videoimport_eventlog import deadletters, store, tracking
+from videoimport_events import job_stream
 
 from videoimport_projector import domain
 from videoimport_projector.adapters import readmodel
@@ -30,7 +31,7 @@ def completion(state: domain.JobState) -> store.NewEvent | None:
         return None
     return store.NewEvent(
         event=event,
-        stream_id=f"job-{state.job_id}",
+        stream_id=job_stream(state.job_id),
         stream_version=1,
         correlation_id=state.job_id,
         project=state.project,
@@ -40,14 +41,22 @@ def completion(state: domain.JobState) -> store.NewEvent | None:
     )
 
 
-async def apply(conn: asyncpg.Connection, records: list[store.RecordedEvent]) -> int:
+async def apply(
+    conn: asyncpg.Connection,
+    records: list[store.RecordedEvent],
+    into: readmodel.Model = readmodel,
+    *,
+    complete: bool = True,
+) -> int:
     """Fold ``records`` into the read model in the caller's transaction.
 
+    ``into``: the live tables, or a rebuild's shadow copies. ``complete=False``
+    appends no ``JobCompleted`` (a ``rebuild --check`` writes nothing to the log).
     Returns the number of ``JobCompleted`` events appended.
     """
     job_ids = {j for r in records if (j := domain.job_id_of(r.event)) is not None}
     jobs: dict[str, domain.JobState | None] = dict.fromkeys(job_ids)
-    jobs.update(await readmodel.load_jobs(conn, job_ids))
+    jobs.update(await into.load_jobs(conn, job_ids))
     changed: set[str] = set()
     rows: dict[tuple[str, int], domain.VideoRow] = {}
     expired: list[str] = []
@@ -68,10 +77,12 @@ async def apply(conn: asyncpg.Connection, records: list[store.RecordedEvent]) ->
             key = (row.job_id, row.idx)
             rows[key] = domain.newer_row(rows.get(key), row)
     states = [s for j in sorted(changed) if (s := jobs[j]) is not None]
-    await readmodel.save_jobs(conn, states)
-    await readmodel.save_videos(conn, rows.values())
+    await into.save_jobs(conn, states)
+    await into.save_videos(conn, rows.values())
     # After the rows: a result logged earlier in this batch is marked too.
-    await readmodel.expire_links(conn, expired)
+    await into.expire_links(conn, expired)
+    if not complete:
+        return 0
     # skip_existing: a rebuild decides every completion again; the log keeps one.
     completions = [c for s in states if (c := completion(s)) is not None]
     return len(await store.append(conn, completions, skip_existing=True))
@@ -98,6 +109,9 @@ async def retry_dead_letters(conn: asyncpg.Connection) -> int:
     """Apply again the parked events an operator asked to retry; returns how many went through."""
 
     async def redo(conn: asyncpg.Connection, record: store.RecordedEvent) -> None:
+        # The tracking row, as for a batch: a rebuild's swap holds it, so a retry
+        # never writes into the live tables while they are being replaced.
+        await tracking.lock_position(conn, domain.TRACKING_NAME)
         await apply(conn, [record])
 
     return await deadletters.retry_requested(conn, domain.TRACKING_NAME, redo)
@@ -109,17 +123,6 @@ async def catch_up(conn: asyncpg.Connection, batch_size: int) -> int:
         progress = await project_batch(conn, batch_size)
         if progress.events == 0:
             return progress.position
-
-
-async def reset(conn: asyncpg.Connection) -> None:
-    """Empty the read model and start again from position 0 (a rebuild).
-
-    Holding the tracking row keeps a running projector from writing halfway.
-    """
-    async with conn.transaction():
-        await tracking.lock_position(conn, domain.TRACKING_NAME)
-        await readmodel.clear(conn)
-        await tracking.save_position(conn, domain.TRACKING_NAME, 0)
 
 
 async def tracked_position(conn: asyncpg.Connection) -> int:

@@ -20,6 +20,7 @@ from videoimport_eventlog.loop import first_of, pause
 from videoimport_eventlog.subscription import LogWakeup
 
 from videoimport_projector import bootstrap, handlers
+from videoimport_projector import rebuild as rebuilding
 from videoimport_projector.adapters import metrics
 from videoimport_projector.settings import ProjectorSettings
 
@@ -41,17 +42,15 @@ class Projector:
         finally:
             await conn.close()
 
-    async def rebuild(self) -> int:
-        """Empty the read model and replay the whole log; returns the final position."""
+    async def rebuild(self, check: bool = False) -> rebuilding.Outcome:
+        """Replay the whole log into shadow tables, then swap them in (see ``rebuild``);
+        ``check``: compare them with the live tables instead, changing nothing."""
         conn = await bootstrap.connect(self.settings)
         try:
             await bootstrap.migrate(conn)
-            await handlers.reset(conn)
-            position = await handlers.catch_up(conn, self.settings.batch_size)
+            return await rebuilding.rebuild(conn, self.settings.batch_size, check=check)
         finally:
             await conn.close()
-        log.info("read model rebuilt", position=position)
-        return position
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings

@@ -12,12 +12,9 @@ gives the same result whatever the order or repetition of the events.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 import msgspec
-from videoimport_events import WebhookDelivered, WebhookDeliveryFailed
-
-WebhookState = Literal["pending", "delivered", "failed"]
+from videoimport_events import WebhookDelivered, WebhookDeliveryFailed, WebhookState
 
 
 class WebhookStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,37 +3,88 @@
 ``status_jobs`` and ``status_videos`` are what the API serves.
 ``projector_job_state`` keeps each job's folded state (webhook, context, the
 result per video) so a batch needs one lookup per job instead of a replay.
+
+Every write takes the ``Tables`` it goes to (default: the live ones), so a
+rebuild folds the log into shadow copies with this very code (see ``rebuild``).
+The module itself is a ``Model`` of the live tables, ``Tables`` one of any.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 import msgspec
 
 from videoimport_projector.domain import JobState, VideoRow, webhook_view
 
-TABLES = ("status_jobs", "status_videos", "projector_job_state")
+
+@dataclass(frozen=True)
+class Tables:
+    """Where the read model is written: the live tables or a rebuild's shadow copies.
+
+    The names go into SQL as they are: they come from code, never from input.
+    """
+
+    jobs: str
+    videos: str
+    states: str
+
+    def names(self) -> tuple[str, str, str]:
+        return (self.jobs, self.videos, self.states)
+
+    async def load_jobs(
+        self, conn: asyncpg.Connection, job_ids: Iterable[str]
+    ) -> dict[str, JobState]:
+        return await load_jobs(conn, job_ids, self)
+
+    async def save_jobs(self, conn: asyncpg.Connection, states: Iterable[JobState]) -> None:
+        await save_jobs(conn, states, self)
+
+    async def save_videos(self, conn: asyncpg.Connection, rows: Iterable[VideoRow]) -> None:
+        await save_videos(conn, rows, self)
+
+    async def expire_links(self, conn: asyncpg.Connection, storage_keys: Iterable[str]) -> None:
+        await expire_links(conn, storage_keys, self)
+
+
+class Model(Protocol):
+    """What ``handlers.apply`` folds into: this module (the live tables) or a ``Tables``."""
+
+    async def load_jobs(
+        self, conn: asyncpg.Connection, job_ids: Iterable[str]
+    ) -> dict[str, JobState]: ...
+    async def save_jobs(self, conn: asyncpg.Connection, states: Iterable[JobState]) -> None: ...
+    async def save_videos(self, conn: asyncpg.Connection, rows: Iterable[VideoRow]) -> None: ...
+    async def expire_links(self, conn: asyncpg.Connection, storage_keys: Iterable[str]) -> None: ...
+
+
+LIVE = Tables(jobs="status_jobs", videos="status_videos", states="projector_job_state")
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(JobState)
 
 
-async def load_jobs(conn: asyncpg.Connection, job_ids: Iterable[str]) -> dict[str, JobState]:
+async def load_jobs(
+    conn: asyncpg.Connection, job_ids: Iterable[str], tables: Tables = LIVE
+) -> dict[str, JobState]:
     rows = await conn.fetch(
-        "SELECT job_id, state::text AS state FROM projector_job_state WHERE job_id = ANY($1)",
+        f"SELECT job_id, state::text AS state FROM {tables.states} WHERE job_id = ANY($1)",
         list(job_ids),
     )
     return {r["job_id"]: _decoder.decode(r["state"]) for r in rows}
 
 
-async def save_jobs(conn: asyncpg.Connection, states: Iterable[JobState]) -> None:
+async def save_jobs(
+    conn: asyncpg.Connection, states: Iterable[JobState], tables: Tables = LIVE
+) -> None:
     states = list(states)
     if not states:
         return
     await conn.executemany(
-        "INSERT INTO projector_job_state (job_id, state) VALUES ($1, $2::json)"
+        f"INSERT INTO {tables.states} (job_id, state) VALUES ($1, $2::json)"
         " ON CONFLICT (job_id) DO UPDATE SET state = EXCLUDED.state",
         [(s.job_id, _encoder.encode(s).decode()) for s in states],
     )
@@ -62,7 +113,7 @@ async def save_jobs(conn: asyncpg.Connection, states: Iterable[JobState]) -> Non
             )
         )
     await conn.executemany(
-        "INSERT INTO status_jobs (job_id, project, system_name, state, video_count, started_at,"
+        f"INSERT INTO {tables.jobs} (job_id, project, system_name, state, video_count, started_at,"
         " finished_at, success, skipped, failed, webhook_state, webhook_attempts,"
         " webhook_last_status, webhook_last_error, webhook_next_attempt_at,"
         " webhook_delivered_at)"
@@ -81,7 +132,9 @@ async def save_jobs(conn: asyncpg.Connection, states: Iterable[JobState]) -> Non
     )
 
 
-async def save_videos(conn: asyncpg.Connection, rows: Iterable[VideoRow]) -> None:
+async def save_videos(
+    conn: asyncpg.Connection, rows: Iterable[VideoRow], tables: Tables = LIVE
+) -> None:
     values = [
         (
             r.job_id,
@@ -102,20 +155,22 @@ async def save_videos(conn: asyncpg.Connection, rows: Iterable[VideoRow]) -> Non
         return
     # A terminal row is never overwritten by a "requested" one (see domain.newer_row).
     await conn.executemany(
-        "INSERT INTO status_videos (job_id, idx, system_name, external_id, state, reason, code,"
-        " media_id, mime_type, storage_key, outcome)"
+        f"INSERT INTO {tables.videos} AS v (job_id, idx, system_name, external_id, state,"
+        " reason, code, media_id, mime_type, storage_key, outcome)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         " ON CONFLICT (job_id, idx) DO UPDATE SET system_name = EXCLUDED.system_name,"
         " external_id = EXCLUDED.external_id, state = EXCLUDED.state,"
         " reason = EXCLUDED.reason, code = EXCLUDED.code, media_id = EXCLUDED.media_id,"
         " mime_type = EXCLUDED.mime_type, storage_key = EXCLUDED.storage_key,"
         " outcome = EXCLUDED.outcome"
-        " WHERE EXCLUDED.state IS NOT NULL OR status_videos.state IS NULL",
+        " WHERE EXCLUDED.state IS NOT NULL OR v.state IS NULL",
         values,
     )
 
 
-async def expire_links(conn: asyncpg.Connection, storage_keys: Iterable[str]) -> None:
+async def expire_links(
+    conn: asyncpg.Connection, storage_keys: Iterable[str], tables: Tables = LIVE
+) -> None:
     """Every result pointing at one of ``storage_keys`` (a deleted object) loses its link.
 
     ``save_videos`` never writes ``link_expired``, so a repeated result keeps the mark.
@@ -123,11 +178,7 @@ async def expire_links(conn: asyncpg.Connection, storage_keys: Iterable[str]) ->
     keys = sorted(set(storage_keys))
     if keys:
         await conn.execute(
-            "UPDATE status_videos SET link_expired = true"
+            f"UPDATE {tables.videos} SET link_expired = true"
             " WHERE storage_key = ANY($1::text[]) AND NOT link_expired",
             keys,
         )
-
-
-async def clear(conn: asyncpg.Connection) -> None:
-    await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
