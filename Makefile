@@ -4,13 +4,14 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := $(UV) run --frozen python
 PYTEST_ARGS ?=
 
-.PHONY: help uv install stack run test test-unit test-integration test-e2e lint typecheck check bench asyncapi clean
+.PHONY: help uv install stack run test test-unit test-integration test-e2e lint typecheck check bench reliability asyncapi clean
 
 help:
 	@echo "make run      start the local stack and every service (Ctrl-C stops all)"
 	@echo "make test     install what is missing, start the stack, run every test"
 	@echo "make check    ruff and mypy --strict"
 	@echo "make bench    benchmarks"
+	@echo "make reliability  kill and restart everything under load; check nothing was lost"
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -51,6 +52,11 @@ check: lint typecheck
 
 bench: install
 	$(PY) -m benchmarks
+
+# Its own stack in a temporary directory; about 20 minutes on two cores.
+RELIABILITY_ARGS ?= --write-docs
+reliability: install
+	$(PY) -m reliability $(RELIABILITY_ARGS)
 
 asyncapi: uv
 	$(PY) scripts/gen_asyncapi.py

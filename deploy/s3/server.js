@@ -10,10 +10,28 @@
 //   S3RVER_READY http://ADDRESS:PORT
 // SIGTERM / SIGINT close the listener and exit 0.
 //
-// On top of s3rver: AbortMultipartUpload (s3rver itself answers it with 405).
+// On top of s3rver: AbortMultipartUpload (s3rver itself answers it with 405), and
+// listings of more than 1000 keys under OpenSSL 3 (below).
 
 const fs = require('fs');
 const path = require('path');
+
+// s3rver makes its ListObjectsV2 continuation tokens with single DES, which OpenSSL 3
+// only has in its legacy provider: every listing of more than 1000 keys was a 500
+// (ERR_OSSL_EVP_UNSUPPORTED). The token is opaque to clients and s3rver decodes its
+// own, so triple DES (same 8-byte block, in the default provider) with the 8-byte key
+// repeated does the same job.
+const crypto = require('crypto');
+for (const name of ['createCipheriv', 'createDecipheriv']) {
+  const original = crypto[name];
+  crypto[name] = function withoutSingleDes(algorithm, key, iv, options) {
+    if (algorithm === 'des' && key.length === 8) {
+      return original.call(crypto, 'des-ede3-cbc', Buffer.concat([key, key, key]), iv, options);
+    }
+    return original.call(crypto, algorithm, key, iv, options);
+  };
+}
+
 const S3rver = require('s3rver');
 
 // s3rver's winston console logger always colorizes (FORCE_COLOR=0 is not honoured by

@@ -1,0 +1,1 @@
+"""Fault scenarios against a whole local deployment: ``make reliability``."""
