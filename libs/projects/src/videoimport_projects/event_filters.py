@@ -13,10 +13,7 @@ import argparse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-LOGGED_COLUMNS = (
-    "position, event_id, stream_id, stream_version, event_type, schema_version, project,"
-    " correlation_id, causation_id, occurred_at, recorded_at, data::text AS data"
-)
+from videoimport_eventlog.logged import LOGGED_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -8,31 +8,13 @@ rows a person can follow, each request compared with the one before it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-
-
-@dataclass(frozen=True)
-class LoggedEvent:
-    """One row of ``events`` as stored, ``data`` undecoded."""
-
-    position: int
-    event_id: uuid.UUID
-    stream_id: str
-    stream_version: int
-    event_type: str
-    schema_version: int
-    project: str
-    correlation_id: str
-    causation_id: str | None
-    occurred_at: datetime
-    recorded_at: datetime
-    data: bytes
+from videoimport_eventlog.logged import LoggedEvent
 
 
 def utc_timestamp(moment: datetime) -> str:

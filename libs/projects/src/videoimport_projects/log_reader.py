@@ -20,9 +20,10 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import asyncpg
+from videoimport_eventlog.logged import LoggedEvent, logged_event
 from videoimport_eventlog.store import NOTIFY_CHANNEL
 
 from videoimport_projects.event_filters import (
@@ -35,7 +36,6 @@ from videoimport_projects.event_filters import (
 )
 from videoimport_projects.event_views import (
     TIMELINE_HEADERS,
-    LoggedEvent,
     json_line,
     render_table,
     timeline,
@@ -146,17 +146,11 @@ def _stopped_by_signals(wakeup: Wakeup) -> Iterator[None]:
             loop.remove_signal_handler(signum)
 
 
-def _logged(row: Any) -> LoggedEvent:
-    columns = dict(row.items())  # LOGGED_COLUMNS are named as LoggedEvent's fields
-    columns["data"] = columns["data"].encode()
-    return LoggedEvent(**columns)
-
-
 async def read_page(
     conn: asyncpg.Connection, where: EventFilter, after: int, limit: int
 ) -> list[LoggedEvent]:
     sql, args = page_query(where, after, limit)
-    return [_logged(r) for r in await conn.fetch(sql, *args)]
+    return [logged_event(r) for r in await conn.fetch(sql, *args)]
 
 
 async def print_events(

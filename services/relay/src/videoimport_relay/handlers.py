@@ -8,10 +8,10 @@ from typing import Protocol
 
 import asyncpg
 import structlog
-from videoimport_eventlog import deadletters, tracking
+from videoimport_eventlog import deadletters, logged, tracking
 from videoimport_eventlog.faults import is_outage
 
-from videoimport_relay.adapters import logged, requests
+from videoimport_relay.adapters import requests
 from videoimport_relay.domain import (
     RECONCILE_CURSOR,
     TRACKING_NAME,
