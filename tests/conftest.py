@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from aiobotocore.session import get_session
 from videoimport_devstack import LocalStack, StackInfo, read_stack_info
+from videoimport_eventlog import schema
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,6 +63,17 @@ async def pg_dsn(stack: StackInfo) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the test's database, migrated (modules may define their own)."""
+    connection = await asyncpg.connect(pg_dsn)
+    await schema.migrate(connection)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

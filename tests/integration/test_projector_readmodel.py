@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from videoimport_eventlog import schema, store, tracking
+from videoimport_eventlog import store, tracking
 from videoimport_events import (
     ImportRequested,
     JobCompleted,
@@ -35,16 +35,6 @@ from tests.requests import requested_job
 pytestmark = pytest.mark.integration
 DEADLINE = 30.0
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(pg_dsn)
-    await schema.migrate(connection)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 @contextlib.asynccontextmanager

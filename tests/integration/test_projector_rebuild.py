@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
 import pytest
-from videoimport_eventlog import schema, store, tracking
+from videoimport_eventlog import store, tracking
 from videoimport_events import VideoImported, VideoImportFailed, VideoImportSkipped
 
 from tests.integration.test_projector_readmodel import (
@@ -34,16 +33,6 @@ from tests.integration.test_projector_readmodel import (
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(pg_dsn)
-    await schema.migrate(connection)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

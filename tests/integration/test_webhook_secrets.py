@@ -47,16 +47,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield rec
 
 
-@pytest.fixture
-async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(pg_dsn)
-    await schema.migrate(connection)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
 def request_for(receiver: Receiver, job_id: str) -> tuple[dict[str, str], bytes]:
     """The last webhook the receiver got for ``job_id`` (the path names the job)."""
     found = [(h, b) for path, h, b in receiver.requests if path == f"/hook/{job_id}"]

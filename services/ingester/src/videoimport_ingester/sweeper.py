@@ -39,7 +39,14 @@ from videoimport_ingester.adapters.unsettled_uploads import UnsettledUploads
 log = structlog.get_logger(__name__)
 
 BATCH = 100
-"""Rows one round takes; a full batch is followed by another round at once."""
+"""Rows one round takes; a full batch that made progress is followed by another
+round at once (one that made none waits: rows failing again and again must not
+turn the sweeper into a busy loop against S3 and the database)."""
+
+
+def another_round_at_once(rounds: tuple[tuple[int, int], ...]) -> bool:
+    """Given each round's (due, done): more is likely due and the last round got on."""
+    return any(due >= BATCH and done > 0 for due, done in rounds)
 
 
 def _outage(exc: BaseException) -> bool:
@@ -88,9 +95,8 @@ class Sweeper:
         while not stop.is_set():
             delay = self._interval
             try:
-                if await self.sweep(stop) >= BATCH:
-                    delay = 0.0
-                if await self.clean_uploads(stop) >= BATCH:
+                rounds = (await self._sweep_round(stop), await self._janitor_round(stop))
+                if another_round_at_once(rounds):
                     delay = 0.0
                 self._outages = 0
             except Exception as exc:
@@ -112,13 +118,20 @@ class Sweeper:
         An outage ends the round (raised); any other failure of one row is logged
         and the row is tried again next round.
         """
+        due, _ = await self._sweep_round(stop)
+        return due
+
+    async def _sweep_round(self, stop: asyncio.Event | None) -> tuple[int, int]:
+        """(rows due, rows deleted)."""
         async with self._pool.acquire() as conn:
             rows = await superseded.due(conn, BATCH)
+        deleted = 0
         for row in rows:
             if stop is not None and stop.is_set():
                 break
             try:
                 await self._delete(row)
+                deleted += 1
             except Exception as exc:
                 if _outage(exc):
                     raise
@@ -127,16 +140,21 @@ class Sweeper:
                     storage_key=row.storage_key,
                     exc_info=exc,
                 )
-        return len(rows)
+        return len(rows), deleted
 
     async def clean_uploads(self, stop: asyncio.Event | None = None) -> int:
         """One janitor round over the uploads ledger; returns how many entries were due.
 
         An outage ends the round (raised); other failures leave the entry for the next.
         """
+        due, _ = await self._janitor_round(stop)
+        return due
+
+    async def _janitor_round(self, stop: asyncio.Event | None) -> tuple[int, int]:
+        """(entries due, entries that needed and got a cleanup)."""
         due = await self._unsettled.due(self._unsettled_grace, BATCH)
-        await self._unsettled.settle_all(due, by="janitor", stop=stop)
-        return len(due)
+        done = await self._unsettled.settle_all(due, by="janitor", stop=stop)
+        return len(due), done
 
     async def _delete(self, row: superseded.Superseded) -> None:
         await self._uploader.delete(row.storage_key)
