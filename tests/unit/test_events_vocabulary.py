@@ -84,6 +84,7 @@ def test_every_example_stream_has_the_vocabulary_format(name: str, path: Path) -
         events.job_stream(job_id),
         events.video_stream(job_id, getattr(data, "index", 0)),
         events.webhook_stream(getattr(data, "delivery_id", "")),
+        events.cancellation_stream(job_id),
     }
     if isinstance(data, events.WebhookRedeliveryRequested):
         request = uuid.UUID(envelope.stream.rpartition("/redelivery-")[2])

@@ -12,7 +12,12 @@ from typing import Any, Final, TypeAlias
 import msgspec
 
 from videoimport_events.base import Event
-from videoimport_events.jobs import ImportRequested, JobCompleted, WebhookRedeliveryRequested
+from videoimport_events.jobs import (
+    ImportRequested,
+    JobCancelled,
+    JobCompleted,
+    WebhookRedeliveryRequested,
+)
 from videoimport_events.upcasting import UPCASTERS, Upcasters
 from videoimport_events.videos import (
     MediaObjectDeleted,
@@ -34,6 +39,7 @@ AnyEvent: TypeAlias = (
     | WebhookDelivered
     | WebhookDeliveryFailed
     | WebhookRedeliveryRequested
+    | JobCancelled
 )
 
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
@@ -49,6 +55,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         WebhookDelivered,
         WebhookDeliveryFailed,
         WebhookRedeliveryRequested,
+        JobCancelled,
     )
 }
 

@@ -12,6 +12,7 @@ from videoimport_events.vocabulary import JobState
 
 __all__ = [
     "ImportRequested",
+    "JobCancelled",
     "JobCompleted",
     "JobState",
     "Overview",
@@ -38,6 +39,8 @@ class ImportRequested(Event, frozen=True, kw_only=True):
     webhook: str | None = None
     context: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    retry_of: str | None = None
+    """The job whose failed videos this one imports again (``POST …/retry``)."""
 
     def partition_key(self) -> str:
         return self.job_id
@@ -88,6 +91,26 @@ class WebhookRedeliveryRequested(Event, frozen=True, kw_only=True):
     job_id: str
     project: str
     requested_by: RequestedBy
+
+    def partition_key(self) -> str:
+        return self.job_id
+
+
+class JobCancelled(Event, frozen=True, kw_only=True):
+    """Someone cancelled a running job: its unfinished videos end ``failed``/``cancelled``.
+
+    Recorded once per job, on the stream ``job-{job_id}/cancellation``, in the same
+    transaction as one ``VideoImportFailed`` (code ``cancelled``) per video that had no
+    result yet; ``cancelled`` counts them. Downloads still running for those videos are
+    abandoned by the ingester. The job then completes like any other (``JobCompleted``).
+    """
+
+    family: ClassVar[str] = "jobs"
+
+    job_id: str
+    project: str
+    requested_by: RequestedBy
+    cancelled: int
 
     def partition_key(self) -> str:
         return self.job_id

@@ -35,6 +35,7 @@ FailureCode = Literal[
     "too_large",
     "not_a_video",
     "internal_error",
+    "cancelled",
 ]
 """Why a video failed, for machines (``VideoImportFailed.code``)."""
 FAILURE_CODES: Final[frozenset[str]] = frozenset(get_args(FailureCode))
@@ -45,6 +46,10 @@ JobState = Literal["success", "failed"]
 """A finished job's result (``JobCompleted.state``, the webhook body's ``state``)."""
 JobStatus = Literal["started", "success", "failed"]
 """A job as the status shows it: ``started`` until it has its ``JobState``."""
+VideoPhase = Literal["queued", "downloading", "storing", "done"]
+"""Where an unfinished video is (the status's ``phase``): waiting for a worker, its
+bytes arriving, being written and recorded, or with its result (``VideoState``)."""
+VIDEO_PHASES: Final[frozenset[str]] = frozenset(get_args(VideoPhase))
 WebhookState = Literal["pending", "delivered", "failed"]
 """A job's webhook delivery: retrying (or not yet tried), answered 2xx, given up."""
 Family = Literal["jobs", "videos", "webhooks"]
@@ -67,6 +72,7 @@ _VIDEO: Final = "video-"
 _REDELIVERY: Final = "redelivery-"
 _WEBHOOK: Final = "webhook-"
 _MEDIA: Final = "media-"
+_CANCELLATION: Final = "cancellation"
 
 
 def job_stream(job_id: str) -> str:
@@ -82,6 +88,11 @@ def video_stream(job_id: str, index: int) -> str:
 def redelivery_stream(job_id: str, request_id: uuid.UUID) -> str:
     """``job-{job_id}/redelivery-{uuid}``: one ``WebhookRedeliveryRequested`` (0)."""
     return f"{_JOB}{job_id}/{_REDELIVERY}{request_id}"
+
+
+def cancellation_stream(job_id: str) -> str:
+    """``job-{job_id}/cancellation``: the job's one ``JobCancelled`` (version 0)."""
+    return f"{_JOB}{job_id}/{_CANCELLATION}"
 
 
 def webhook_stream(delivery_id: str) -> str:

@@ -14,12 +14,14 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.types import ASGIApp
 
-from videoimport_api import handlers
+from videoimport_api import dryrun, handlers, ui
+from videoimport_api.control import control_routes
 from videoimport_api.domain import idempotency
 from videoimport_api.domain.errors import ApiError, FieldError, status_phrase
 from videoimport_api.handlers import IMPORT_SCOPES, STATUS_SCOPES, Dependencies
 from videoimport_api.media import media_routes
 from videoimport_api.metrics import RequestMetrics
+from videoimport_api.openapi import openapi_routes
 from videoimport_api.ops import operational_routes
 from videoimport_api.responses import JSON, SecurityHeaders, error_response, json_response
 
@@ -52,6 +54,8 @@ def build_litestar(deps: Dependencies) -> Litestar:
         check_json_content_type(request.headers.get("content-type"))
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
         command = handlers.parse_body(deps, await request.body())
+        if handlers.parse_dry_run(request.query_params.get("dryRun")):
+            return json_response(await dryrun.dry_run(deps, grant, command))
         submitted = await handlers.submit_import(deps, grant, api_version, command, key)
         replay = {"idempotent-replayed": "true"} if submitted.replayed else None
         return json_response({"id": submitted.job_id}, 200, replay)
@@ -82,7 +86,11 @@ def build_litestar(deps: Dependencies) -> Litestar:
             redeliver_webhook,
             *media_routes(deps),
             *operational_routes(deps),
+            *control_routes(deps),
+            *openapi_routes(deps),
+            *ui.ui_routes(deps),
         ],
+        template_config=ui.template_config(),
         exception_handlers={
             ApiError: _on_api_error,
             HTTPException: _http_error_handler(deps.max_body_bytes),

@@ -216,6 +216,17 @@ def _too_large(events: list[NewEvent]) -> ApiError:
     return ApiError(400, f"invalid request: {field}: {reason}", [FieldError(field, reason)])
 
 
+def parse_dry_run(raw: str | None) -> bool:
+    """``dryRun``: absent or ``false`` imports, ``true`` only answers what would happen."""
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise ApiError(
+        400, "invalid query parameter dryRun", [FieldError("dryRun", "must be true or false")]
+    )
+
+
 def parse_job_id(raw: str | None) -> str:
     if raw is None:
         raise ApiError(400, "missing query parameter id", [FieldError("id", "required")])
