@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := $(UV) run --frozen python
 PYTEST_ARGS ?=
 
-.PHONY: help uv install stack run test test-unit test-integration test-e2e lint typecheck check bench reliability asyncapi clean
+.PHONY: help uv install stack run test test-unit test-integration test-e2e lint typecheck check bench reliability asyncapi screenshots clean
 
 help:
 	@echo "make run      start the local stack and every service (Ctrl-C stops all)"
@@ -40,6 +40,11 @@ test-integration: install
 
 test-e2e: install
 	$(UV) run --frozen pytest tests/e2e -q $(PYTEST_ARGS)
+
+# The operator page's picture in the docs, taken by its browser test.
+screenshots: install
+	VIDEOIMPORT_WRITE_SCREENSHOTS=1 $(UV) run --frozen pytest -p no:cacheprovider -q \
+		tests/e2e/test_operator_ui.py -k reads_a_finished_job $(PYTEST_ARGS)
 
 lint: uv
 	$(UV) run --frozen ruff check .

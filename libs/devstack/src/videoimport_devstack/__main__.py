@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import asyncapi_tool
+from . import asyncapi_tool, browser
 from .errors import DevStackError
 from .info import read_stack_info
 from .paths import CACHE_DIR_ENV, DATA_DIR_ENV, default_data_dir
@@ -105,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             LocalStack(data_dir, args.cache_dir).install()
             # The AsyncAPI parser that `make test` validates docs/asyncapi.json with.
             asyncapi_tool.install(args.cache_dir, data_dir / "logs")
+            # Headless Chromium, which the operator page's browser test drives.
+            browser.install(args.cache_dir, data_dir / "logs")
             return 0
         stack = LocalStack(
             data_dir, args.cache_dir, bucket=args.bucket, start_timeout=args.start_timeout

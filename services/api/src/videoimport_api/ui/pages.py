@@ -1,0 +1,245 @@
+"""What the operator pages show, decided without I/O: rows in, template context out.
+
+Everything here is rendered by autoescaping templates; nothing is marked safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+from videoimport_events import VideoPhase
+
+from videoimport_api.domain.status import timestamp
+
+PROGRESS_WIDTH: Final = 100
+"""The progress bar's SVG viewBox width; segments are drawn in these units."""
+MAX_CURSOR_CHARS: Final = 200
+
+
+class JobListRow(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    system_name: str
+    state: str
+    video_count: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    success: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class VideoLine(msgspec.Struct, frozen=True, kw_only=True):
+    idx: int
+    system_name: str
+    external_id: str
+    state: str | None = None
+    code: str | None = None
+    reason: str | None = None
+    media_id: str | None = None
+    phase: str | None = None
+    """``ingest_tasks.phase`` of a video without a result; None while queued."""
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+
+
+class WebhookAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``WebhookDelivered`` or ``WebhookDeliveryFailed`` event, as the page lists it."""
+
+    position: int
+    occurred_at: datetime
+    delivered: bool
+    attempt: int
+    status_code: int | None = None
+    error: str | None = None
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    position: int
+    occurred_at: datetime
+    event_type: str
+    stream_id: str
+
+
+class JobPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One job as read in one snapshot: its summary, videos, webhook and events."""
+
+    job: JobListRow
+    videos: list[VideoLine]
+    webhook_attempts: list[WebhookAttempt]
+    timeline: list[TimelineEntry]
+    timeline_truncated: bool
+
+
+class Segment(msgspec.Struct, frozen=True):
+    kind: str
+    x: float
+    width: float
+    count: int
+
+
+# --------------------------------------------------------------------------- cursor
+
+
+class JobsCursor(msgspec.Struct, frozen=True, array_like=True):
+    """The last row of a page of the job list: the next page starts after it."""
+
+    started_at: datetime
+    job_id: str
+
+
+def encode_cursor(row: JobListRow) -> str:
+    raw = msgspec.json.encode(JobsCursor(row.started_at, row.job_id))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> JobsCursor | None:
+    """The cursor a page link carried; None when it is not one we made."""
+    if not value or len(value) > MAX_CURSOR_CHARS:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        cursor = msgspec.json.decode(raw, type=JobsCursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        return None
+    if cursor.started_at.tzinfo is None:
+        return None
+    return cursor
+
+
+def next_cursor(rows: list[JobListRow], limit: int) -> str | None:
+    """Given up to ``limit + 1`` rows, the cursor of the next page (None on the last)."""
+    return encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def progress_segments(total: int, success: int, skipped: int, failed: int) -> list[Segment]:
+    """The stacked bar success | skipped | failed | pending, in viewBox units.
+
+    Drawn as SVG rectangles (geometry attributes, not inline styles), so the strict
+    Content-Security-Policy needs no ``'unsafe-inline'``."""
+    done = success + skipped + failed
+    scale = max(total, done, 1)
+    segments: list[Segment] = []
+    x = 0.0
+    for kind, count in (
+        ("success", success),
+        ("skipped", skipped),
+        ("failed", failed),
+        ("pending", max(total - done, 0)),
+    ):
+        width = round(PROGRESS_WIDTH * count / scale, 3)
+        if count > 0:
+            segments.append(Segment(kind, round(x, 3), width, count))
+        x += width
+    return segments
+
+
+def human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def video_phase(video: VideoLine) -> VideoPhase:
+    if video.state is not None:
+        return "done"
+    if video.phase == "downloading":
+        return "downloading"
+    if video.phase == "storing":
+        return "storing"
+    return "queued"
+
+
+def phase_text(video: VideoLine) -> str:
+    """``done``, ``queued``, or e.g. ``downloading 1.5 MiB of 3.0 MiB``."""
+    phase = video_phase(video)
+    if phase in ("done", "queued"):
+        return phase
+    done = human_bytes(video.bytes_done or 0)
+    if video.bytes_total is None:
+        return f"{phase} {done}"
+    return f"{phase} {done} of {human_bytes(video.bytes_total)}"
+
+
+def when(value: datetime | None) -> str:
+    return "" if value is None else timestamp(value)
+
+
+def job_card(job: JobListRow) -> dict[str, Any]:
+    return {
+        "id": job.job_id,
+        "state": job.state,
+        "finished": job.state != "started",
+        "system_name": job.system_name,
+        "started_at": when(job.started_at),
+        "finished_at": when(job.finished_at),
+        "total": job.video_count,
+        "success": job.success,
+        "skipped": job.skipped,
+        "failed": job.failed,
+        "segments": progress_segments(job.video_count, job.success, job.skipped, job.failed),
+    }
+
+
+def jobs_context(
+    project: str, rows: list[JobListRow], limit: int, first_page: bool
+) -> dict[str, Any]:
+    return {
+        "project": project,
+        "jobs": [job_card(row) for row in rows[:limit]],
+        "next_cursor": next_cursor(rows, limit),
+        "first_page": first_page,
+    }
+
+
+def job_context(project: str, page: JobPage, timeline_cap: int) -> dict[str, Any]:
+    videos = [
+        {
+            "index": v.idx,
+            "system_name": v.system_name,
+            "external_id": v.external_id,
+            "state": v.state or "started",
+            "phase": phase_text(v),
+            "code": v.code or "",
+            "reason": v.reason or "",
+            "media_id": v.media_id or "",
+        }
+        for v in page.videos
+    ]
+    attempts = [
+        {
+            "attempt": a.attempt,
+            "result": "delivered" if a.delivered else "failed",
+            "status": "" if a.status_code is None else str(a.status_code),
+            "error": a.error or "",
+            "time": when(a.occurred_at),
+        }
+        for a in page.webhook_attempts
+    ]
+    timeline = [
+        {
+            "position": e.position,
+            "time": when(e.occurred_at),
+            "type": e.event_type,
+            "stream": e.stream_id,
+        }
+        for e in page.timeline
+    ]
+    return {
+        "project": project,
+        "job": job_card(page.job),
+        "videos": videos,
+        "attempts": attempts,
+        "timeline": timeline,
+        "timeline_truncated": page.timeline_truncated,
+        "timeline_cap": timeline_cap,
+    }

@@ -1,0 +1,99 @@
+"""The operator pages' pure parts: the job list cursor, the progress bar, phases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from videoimport_api.ui import pages
+from videoimport_api.ui.pages import JobListRow, JobPage, TimelineEntry, VideoLine, WebhookAttempt
+
+T0 = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+
+
+def job(job_id: str = "p2k7w9x4c3md", started_at: datetime = T0, **counts: int) -> JobListRow:
+    return JobListRow(
+        job_id=job_id, system_name="archive", state="started", video_count=4, started_at=started_at,
+        **counts,
+    )  # fmt: skip
+
+
+def test_a_cursor_round_trips_the_last_row() -> None:
+    row = job(started_at=T0 + timedelta(microseconds=17))
+    cursor = pages.decode_cursor(pages.encode_cursor(row))
+    assert cursor == pages.JobsCursor(row.started_at, row.job_id)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "%%%", "bm90IGpzb24", "W10", "x" * 201, "WyIyMDI2LTExLTI4VDA5OjMwOjAwIiwiYSJd"],
+    ids=["empty", "not-base64", "not-json", "empty-array", "too-long", "naive-time"],
+)
+def test_a_cursor_we_did_not_make_is_refused(value: str) -> None:
+    assert pages.decode_cursor(value) is None
+
+
+def test_only_a_page_with_more_rows_has_a_next_cursor() -> None:
+    rows = [job(f"job{i}", T0 - timedelta(minutes=i)) for i in range(3)]
+    assert pages.next_cursor(rows[:2], 2) is None
+    cursor = pages.next_cursor(rows, 2)
+    assert cursor is not None
+    assert pages.decode_cursor(cursor) == pages.JobsCursor(rows[1].started_at, "job1")
+
+
+def test_the_progress_bar_stacks_results_then_pending() -> None:
+    segments = pages.progress_segments(4, success=1, skipped=0, failed=1)
+    assert [(s.kind, s.x, s.width, s.count) for s in segments] == [
+        ("success", 0.0, 25.0, 1),
+        ("failed", 25.0, 25.0, 1),
+        ("pending", 50.0, 50.0, 2),
+    ]
+    assert pages.progress_segments(0, 0, 0, 0) == []
+    # More results than videos (an inconsistent row) still fits the bar.
+    assert sum(s.width for s in pages.progress_segments(1, 2, 0, 0)) == pages.PROGRESS_WIDTH
+
+
+@pytest.mark.parametrize(
+    ("video", "text"),
+    [
+        (VideoLine(idx=0, system_name="s", external_id="e", state="failed"), "done"),
+        (VideoLine(idx=0, system_name="s", external_id="e"), "queued"),
+        (
+            VideoLine(idx=0, system_name="s", external_id="e", phase="downloading",
+                      bytes_done=1536, bytes_total=3 * 1024 * 1024),
+            "downloading 1.5 KiB of 3.0 MiB",
+        ),
+        (
+            VideoLine(idx=0, system_name="s", external_id="e", phase="storing", bytes_done=10),
+            "storing 10 B",
+        ),
+        (VideoLine(idx=0, system_name="s", external_id="e", phase="bogus"), "queued"),
+    ],
+)  # fmt: skip
+def test_a_video_shows_where_it_is(video: VideoLine, text: str) -> None:
+    assert pages.phase_text(video) == text
+
+
+def test_a_job_page_context_renders_times_and_attempts() -> None:
+    page = JobPage(
+        job=job(success=1, failed=1),
+        videos=[VideoLine(idx=0, system_name="s", external_id="a", state="failed", code="timeout")],
+        webhook_attempts=[
+            WebhookAttempt(position=7, occurred_at=T0, delivered=False, attempt=1, error="503")
+        ],
+        timeline=[TimelineEntry(position=1, occurred_at=T0, event_type="ImportRequested",
+                                stream_id="job-p2k7w9x4c3md")],
+        timeline_truncated=False,
+    )  # fmt: skip
+    context = pages.job_context("newsroom", page, 2000)
+    assert context["job"]["started_at"] == "2026-11-28 09:30:00"
+    assert context["job"]["finished"] is False and context["job"]["finished_at"] == ""
+    assert context["videos"][0] == {
+        "index": 0, "system_name": "s", "external_id": "a", "state": "failed", "phase": "done",
+        "code": "timeout", "reason": "", "media_id": "",
+    }  # fmt: skip
+    assert context["attempts"] == [
+        {"attempt": 1, "result": "failed", "status": "", "error": "503",
+         "time": "2026-11-28 09:30:00"}
+    ]  # fmt: skip
+    assert context["timeline"][0]["type"] == "ImportRequested"
