@@ -26,9 +26,20 @@ from prometheus_client import REGISTRY
 from videoimport_devstack import StackInfo
 from videoimport_eventlog import schema, store
 from videoimport_eventlog.kafka import ensure_topics, make_producer
-from videoimport_events import Envelope, ImportRequested, VideoImportRequested, encode_envelope
+from videoimport_events import (
+    Envelope,
+    ImportRequested,
+    JobCancelled,
+    VideoImportFailed,
+    VideoImportRequested,
+    cancellation_stream,
+    encode_envelope,
+    video_stream,
+)
 from videoimport_ingester import bootstrap, service
+from videoimport_ingester.adapters import tasks
 from videoimport_ingester.bootstrap import s3_client
+from videoimport_ingester.handlers import Ingester
 from videoimport_ingester.settings import Settings
 from videoimport_projects import MetadataField, ProjectConfig, create_project
 
@@ -439,3 +450,131 @@ def metric(name: str, **labels: str) -> float:
     """The current value of one of this process's Prometheus samples (0 when absent)."""
     value = REGISTRY.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+@dataclass
+class TricklingSource(VideoSource):
+    """Also serves ``/trickle-big.mp4``: more than an upload part at once (so a
+    multipart upload is under way), then a byte every 0.1 s until ``trickle_open``."""
+
+    cut: Counter[str] = field(default_factory=Counter)
+    """Responses the client closed before they were sent in full."""
+
+    def app(self) -> web.Application:
+        app = super().app()
+        app.router.add_get("/trickle-big.mp4", self._trickle_big)
+        return app
+
+    async def _trickle_big(self, request: web.Request) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        self.active[request.path] += 1
+        head = (self.fixtures / "sample.mp4").read_bytes()
+        body = head + os.urandom(6 * MIB + 64 * 1024 - len(head))
+        sent = 0
+        try:
+            response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+            response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body[: 6 * MIB])
+            sent = 6 * MIB
+            while sent < len(body) and not self.trickle_open.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.trickle_open.wait(), 0.1)
+                await response.write(body[sent : sent + 1])
+                sent += 1
+            await response.write(body[sent:])
+            sent = len(body)
+            await response.write_eof()
+            return response
+        finally:
+            # The handler ends early (a failed write, or cancelled) when the client hangs up.
+            if sent < len(body):
+                self.cut[request.path] += 1
+            self.active[request.path] -= 1
+
+
+@asynccontextmanager
+async def trickling_source(fixtures: Path) -> AsyncIterator[TricklingSource]:
+    source = TricklingSource(fixtures=fixtures)
+    server = TestServer(source.app(), host="127.0.0.1")
+    await server.start_server()
+    source.server = server
+    try:
+        yield source
+    finally:
+        source.trickle_open.set()
+        await server.close()
+
+
+@dataclass
+class RunningWorkers:
+    """The ingester's workers alone, on rows queued by ``queue`` (no Kafka consumer)."""
+
+    ingester: Ingester
+    workers: service.Workers
+    task: asyncio.Task[None]
+
+    def check_alive(self) -> None:
+        if self.task.done():
+            raise AssertionError(f"the workers ended: {self.task.exception()!r}")
+
+    async def queue(self, pg_dsn: str, envelopes: list[Envelope]) -> None:
+        """Queue requests as the Kafka intake does, and wake the workers."""
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            for envelope in envelopes:
+                assert await tasks.enqueue(conn, envelope)
+        finally:
+            await conn.close()
+        self.workers.wake()
+
+
+@asynccontextmanager
+async def running_workers(settings: Settings) -> AsyncIterator[RunningWorkers]:
+    """``service.Workers`` of a built ingester until the block ends (then stopped)."""
+    stop = asyncio.Event()
+    async with bootstrap.build_ingester(settings) as ingester:
+        workers = service.Workers(ingester, settings, bootstrap.retry_policy(settings))
+        running = RunningWorkers(ingester, workers, asyncio.create_task(workers.run(stop)))
+        try:
+            yield running
+        finally:
+            stop.set()
+            await asyncio.wait_for(running.task, settings.shutdown_grace + 30)
+
+
+async def cancel_job(
+    conn: asyncpg.Connection, job_id: str, envelopes: list[Envelope]
+) -> list[store.NewEvent]:
+    """Record a cancel of ``job_id`` as the API's does (the caller's transaction)."""
+    requests = [e.data for e in envelopes if isinstance(e.data, VideoImportRequested)]
+    cancelled = JobCancelled(
+        job_id=job_id, project=PROJECT, requested_by="api", cancelled=len(requests)
+    )
+    new = [store.NewEvent(cancelled, cancellation_stream(job_id), 0, job_id, PROJECT)]
+    for request in requests:
+        failed = VideoImportFailed(
+            job_id=job_id,
+            project=PROJECT,
+            index=request.index,
+            system_name=request.system_name,
+            external_id=request.external_id,
+            code="cancelled",
+            reason="cancelled by the client",
+        )
+        new.append(store.NewEvent(failed, video_stream(job_id, request.index), 1, job_id, PROJECT))
+    await store.append(conn, new)
+    return new
+
+
+async def ingest_progress(pg_dsn: str) -> list[asyncpg.Record]:
+    """Each queued row's video index, phase and bytes, in index order."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT video_index, phase, bytes_done, bytes_total FROM ingest_tasks"
+            " ORDER BY video_index"
+        )
+    finally:
+        await conn.close()
+    return rows

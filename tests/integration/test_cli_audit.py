@@ -24,7 +24,7 @@ from videoimport_events import VideoImportRequested
 from videoimport_ingester import domain
 from videoimport_ingester.adapters.superseded import Superseded
 from videoimport_ingester.sweeper import deletion
-from videoimport_projects import MetadataField, ProjectConfig
+from videoimport_projects import MetadataField, ProjectConfig, media_decision
 from videoimport_projects.event_filters import EventFilter, page_query
 
 from tests.requests import requested_job
@@ -79,7 +79,7 @@ async def video_lifecycle(conn: asyncpg.Connection) -> str:
         {"file_name": "renamed", "url": NEW_URL},
         {"file_name": "renamed", "url": NEW_URL, "metadata": {}},
     ]
-    registered: domain.MediaRecord | None = None
+    registered: media_decision.MediaRecord | None = None
     for n, change in enumerate(changes):
         at = T0 + timedelta(hours=n)
         job = requested_job(f"job{n:09d}", 2, occurred_at=at)
@@ -89,7 +89,7 @@ async def video_lifecycle(conn: asyncpg.Connection) -> str:
         request, other = job[1].event, job[2].event
         assert isinstance(request, VideoImportRequested)
         assert isinstance(other, VideoImportRequested)
-        decision = domain.decide(request, CONFIG, registered)
+        decision = media_decision.decide(request, CONFIG, registered)
         stored = domain.StoredObject(
             storage_key=f"acme/{n}.mp4", mime_type="video/mp4", size=12_345, sha256="ab"
         )

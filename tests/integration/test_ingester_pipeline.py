@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from videoimport_devstack import StackInfo
 from videoimport_events import VideoImported, VideoImportFailed, VideoImportSkipped
 from videoimport_ingester.bootstrap import build_ingester, s3_client
-from videoimport_ingester.domain import media_id_for
+from videoimport_projects.media_decision import media_id_for
 
 from .ingester_harness import (
     PROJECT,

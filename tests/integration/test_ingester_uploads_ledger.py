@@ -31,6 +31,7 @@ from videoimport_ingester.handlers import Ingester
 from videoimport_ingester.scheduling import Limits
 from videoimport_ingester.settings import Settings
 from videoimport_ingester.sweeper import Sweeper
+from videoimport_projects import media_decision
 
 from tests.polling import eventually
 
@@ -86,7 +87,7 @@ async def ledger(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 def key_of(envelope: Envelope, extension: str = ".mp4") -> str:
     request = envelope.data
-    media_id = domain.media_id_for(PROJECT, request.system_name, request.external_id)  # type: ignore[union-attr]
+    media_id = media_decision.media_id_for(PROJECT, request.system_name, request.external_id)  # type: ignore[union-attr]
     return domain.storage_key(PROJECT, media_id, envelope.id, extension)
 
 

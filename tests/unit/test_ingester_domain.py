@@ -14,7 +14,7 @@ from videoimport_events import (
 )
 from videoimport_events import VideoImportSkipped as Skipped
 from videoimport_ingester import domain
-from videoimport_projects import MetadataField, ProjectConfig
+from videoimport_projects import MetadataField, ProjectConfig, media_decision
 
 CONFIG = ProjectConfig(
     metadata=[
@@ -39,12 +39,12 @@ def request(**changes: Any) -> VideoImportRequested:
     return VideoImportRequested(**values)
 
 
-def registered(**changes: Any) -> domain.MediaRecord:
+def registered(**changes: Any) -> media_decision.MediaRecord:
     values: dict[str, Any] = {
         "project": "news",
         "system_name": "archive",
         "external_id": "123abc",
-        "media_id": domain.media_id_for("news", "archive", "123abc"),
+        "media_id": media_decision.media_id_for("news", "archive", "123abc"),
         "url": "https://videos.example/a.mp4",
         "file_name": "sample",
         "metadata": {"title": "sample video", "credit": "LC"},
@@ -54,7 +54,7 @@ def registered(**changes: Any) -> domain.MediaRecord:
         "sha256": "ab" * 32,
     }
     values.update(changes)
-    return domain.MediaRecord(**values)
+    return media_decision.MediaRecord(**values)
 
 
 ANY_METADATA = ProjectConfig(metadata=[], allow_unknown_metadata=True)
@@ -65,14 +65,16 @@ STORED = domain.StoredObject(
 
 
 def test_media_id_is_deterministic_and_distinct() -> None:
-    first = domain.media_id_for("news", "archive", "123abc")
-    assert first == domain.media_id_for("news", "archive", "123abc")
+    first = media_decision.media_id_for("news", "archive", "123abc")
+    assert first == media_decision.media_id_for("news", "archive", "123abc")
     assert len(first) == 20 and first == first.lower()
     assert set(first) <= set("abcdefghijklmnopqrstuvwxyz234567")
-    assert first != domain.media_id_for("news", "archive", "123abd")
-    assert first != domain.media_id_for("sport", "archive", "123abc")
+    assert first != media_decision.media_id_for("news", "archive", "123abd")
+    assert first != media_decision.media_id_for("sport", "archive", "123abc")
     # The separator keeps ("ab", "c") and ("a", "bc") apart.
-    assert domain.media_id_for("p", "ab", "c") != domain.media_id_for("p", "a", "bc")
+    assert media_decision.media_id_for("p", "ab", "c") != media_decision.media_id_for(
+        "p", "a", "bc"
+    )
 
 
 def test_storage_key_and_stream() -> None:
@@ -88,9 +90,9 @@ def test_the_deletion_of_one_key_has_one_stream() -> None:
 
 
 def test_new_video_is_downloaded_and_created() -> None:
-    decision = domain.decide(request(), CONFIG, None)
-    assert decision == domain.Download(
-        media_id=domain.media_id_for("news", "archive", "123abc"), outcome="created"
+    decision = media_decision.decide(request(), CONFIG, None)
+    assert decision == media_decision.Download(
+        media_id=media_decision.media_id_for("news", "archive", "123abc"), outcome="created"
     )
     resolution = domain.resolve(request(), decision, STORED)
     event = resolution.event
@@ -104,8 +106,8 @@ def test_new_video_is_downloaded_and_created() -> None:
 
 def test_new_url_downloads_again_and_keeps_the_media_id() -> None:
     existing = registered(media_id="keptmediaid000000000")
-    decision = domain.decide(request(url="https://videos.example/b.mp4"), CONFIG, existing)
-    assert decision == domain.Download(media_id="keptmediaid000000000", outcome="updated")
+    decision = media_decision.decide(request(url="https://videos.example/b.mp4"), CONFIG, existing)
+    assert decision == media_decision.Download(media_id="keptmediaid000000000", outcome="updated")
     event = domain.resolve(request(url="https://videos.example/b.mp4"), decision, STORED).event
     assert isinstance(event, VideoImported)
     assert (event.media_id, event.outcome, event.downloaded) == (
@@ -117,8 +119,8 @@ def test_new_url_downloads_again_and_keeps_the_media_id() -> None:
 
 def test_unchanged_video_is_skipped_with_the_existing_media() -> None:
     existing = registered()
-    decision = domain.decide(request(), CONFIG, existing)
-    assert decision == domain.Skip(existing=existing)
+    decision = media_decision.decide(request(), CONFIG, existing)
+    assert decision == media_decision.Skip(existing=existing)
     resolution = domain.resolve(request(), decision)
     event = resolution.event
     assert isinstance(event, Skipped)
@@ -139,8 +141,8 @@ def test_same_url_with_new_file_name_or_metadata_updates_without_download(
     change: dict[str, Any],
 ) -> None:
     existing = registered()
-    decision = domain.decide(request(**change), CONFIG, existing)
-    assert isinstance(decision, domain.UpdateInPlace)
+    decision = media_decision.decide(request(**change), CONFIG, existing)
+    assert isinstance(decision, media_decision.UpdateInPlace)
     resolution = domain.resolve(request(**change), decision)
     event = resolution.event
     assert isinstance(event, VideoImported)
@@ -151,8 +153,8 @@ def test_same_url_with_new_file_name_or_metadata_updates_without_download(
 
 def test_metadata_misfit_fails_with_every_reason() -> None:
     bad = request(metadata={"credit": 5, "extra": "x"})
-    decision = domain.decide(bad, CONFIG, registered())
-    assert decision == domain.Fail(
+    decision = media_decision.decide(bad, CONFIG, registered())
+    assert decision == media_decision.Fail(
         code="invalid_metadata",
         reason="metadata.title: required; metadata.credit: must be a string;"
         " metadata.extra: not in the project's metadata config",
@@ -164,13 +166,13 @@ def test_metadata_misfit_fails_with_every_reason() -> None:
 
 
 def test_unknown_project_fails() -> None:
-    decision = domain.decide(request(), None, None)
-    assert isinstance(decision, domain.Fail)
+    decision = media_decision.decide(request(), None, None)
+    assert isinstance(decision, media_decision.Fail)
     assert decision.code == "unknown_project"
 
 
 def test_a_download_resolves_only_with_the_stored_object() -> None:
-    decision = domain.decide(request(), CONFIG, None)
+    decision = media_decision.decide(request(), CONFIG, None)
     with pytest.raises(ValueError, match="stored object"):
         domain.resolve(request(), decision)
 
@@ -183,49 +185,61 @@ def test_failed_carries_the_video_identity() -> None:
 
 def test_media_id_needs_no_separator_to_tell_identities_apart() -> None:
     # With a \x1f separator these two met; the JSON encoding escapes it.
-    assert domain.media_id_for("a", "b\x1fc", "x") != domain.media_id_for("a\x1fb", "c", "x")
-    assert domain.media_id_for("p", "a", "b\x1fc") != domain.media_id_for("p", "a\x1fb", "c")
-    assert domain.media_id_for("a", "b/c", "d") != domain.media_id_for("a/b", "c", "d")
-    assert domain.identity("a", "b\x1fc", "x") == '["a","b\\u001fc","x"]'
+    assert media_decision.media_id_for("a", "b\x1fc", "x") != media_decision.media_id_for(
+        "a\x1fb", "c", "x"
+    )
+    assert media_decision.media_id_for("p", "a", "b\x1fc") != media_decision.media_id_for(
+        "p", "a\x1fb", "c"
+    )
+    assert media_decision.media_id_for("a", "b/c", "d") != media_decision.media_id_for(
+        "a/b", "c", "d"
+    )
+    assert media_decision.identity("a", "b\x1fc", "x") == '["a","b\\u001fc","x"]'
 
 
 def test_a_registered_video_keeps_its_stored_media_id() -> None:
     # Rows of an earlier release hold ids derived another way: the row decides.
     existing = registered(media_id="oldstyleid0000000000", url="https://videos.example/old.mp4")
-    decision = domain.decide(request(), CONFIG, existing)
-    assert decision == domain.Download(media_id="oldstyleid0000000000", outcome="updated")
+    decision = media_decision.decide(request(), CONFIG, existing)
+    assert decision == media_decision.Download(media_id="oldstyleid0000000000", outcome="updated")
 
 
 def test_metadata_is_compared_as_typed_json() -> None:
     # Python says {"n": 1} == {"n": True}; as stored they differ: an update.
     existing = registered(metadata={"n": 1})
-    changed = domain.decide(request(metadata={"n": True}), ANY_METADATA, existing)
-    assert isinstance(changed, domain.UpdateInPlace)
+    changed = media_decision.decide(request(metadata={"n": True}), ANY_METADATA, existing)
+    assert isinstance(changed, media_decision.UpdateInPlace)
     assert changed.record.metadata == {"n": True}
     for before, after in (({"n": 1}, {"n": 1.0}), ({"n": 0}, {"n": False}), ({"n": 1}, {"n": "1"})):
-        decision = domain.decide(request(metadata=after), ANY_METADATA, registered(metadata=before))
-        assert isinstance(decision, domain.UpdateInPlace), (before, after)
+        decision = media_decision.decide(
+            request(metadata=after), ANY_METADATA, registered(metadata=before)
+        )
+        assert isinstance(decision, media_decision.UpdateInPlace), (before, after)
     # Key order is no change at all, nested too.
     existing = registered(metadata={"a": 1, "b": 2, "c": {"x": [1, True], "y": None}})
-    same = domain.decide(
+    same = media_decision.decide(
         request(metadata={"c": {"y": None, "x": [1, True]}, "b": 2, "a": 1}), ANY_METADATA, existing
     )
-    assert same == domain.Skip(existing=existing)
+    assert same == media_decision.Skip(existing=existing)
 
 
 def test_metadata_key_order_alone_is_a_skip() -> None:
     existing = registered(metadata={"title": "t", "credit": "c"})
-    decision = domain.decide(request(metadata={"credit": "c", "title": "t"}), CONFIG, existing)
-    assert decision == domain.Skip(existing=existing)
+    decision = media_decision.decide(
+        request(metadata={"credit": "c", "title": "t"}), CONFIG, existing
+    )
+    assert decision == media_decision.Skip(existing=existing)
 
 
 def test_same_record_compares_typed_json() -> None:
-    assert domain.same_record(None, None)
-    assert not domain.same_record(registered(), None)
-    assert domain.same_record(
+    assert media_decision.same_record(None, None)
+    assert not media_decision.same_record(registered(), None)
+    assert media_decision.same_record(
         registered(metadata={"a": 1, "b": 2}), registered(metadata={"b": 2, "a": 1})
     )
-    assert not domain.same_record(registered(metadata={"a": 1}), registered(metadata={"a": True}))
+    assert not media_decision.same_record(
+        registered(metadata={"a": 1}), registered(metadata={"a": True})
+    )
 
 
 def test_failure_reasons_are_bounded() -> None:
@@ -235,8 +249,8 @@ def test_failure_reasons_are_bounded() -> None:
             for i in range(300)
         ]
     )
-    decision = domain.decide(request(metadata={}), config, None)
-    assert isinstance(decision, domain.Fail)
+    decision = media_decision.decide(request(metadata={}), config, None)
+    assert isinstance(decision, media_decision.Fail)
     assert decision.code == "invalid_metadata"
     assert len(decision.reason.encode()) <= MAX_REASON_BYTES
     assert decision.reason.endswith("…")

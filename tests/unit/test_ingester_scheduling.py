@@ -1,9 +1,20 @@
-"""Which queued video goes next (fair per project and job), and the minimum transfer rate."""
+"""Which queued video goes next (fair per project and job), the minimum transfer rate,
+and when a running video's progress is written."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
-from videoimport_ingester.scheduling import Head, Limits, RateWindow, choose
+from videoimport_ingester.scheduling import (
+    Every,
+    Head,
+    Limits,
+    ProgressReport,
+    ProgressSnapshot,
+    RateWindow,
+    choose,
+)
 
 LIMITS = Limits(project=6, job=6)
 
@@ -112,3 +123,64 @@ def test_rate_window_rejects_nonsense() -> None:
         RateWindow(min_rate=-1, window=10)
     with pytest.raises(ValueError):
         RateWindow(min_rate=1, window=0)
+
+
+def test_nothing_is_written_before_the_download_has_a_response() -> None:
+    report = ProgressReport(interval=1.0)
+    report.received(100)  # cannot happen before downloading(), but must not spin a writer
+    assert report.due_at() is None
+    assert report.take(0.0) is None
+
+
+def test_a_new_phase_is_written_at_once_byte_counts_once_per_interval() -> None:
+    wakes: list[tuple[str | None, int]] = []
+    report = ProgressReport(
+        interval=1.0, on_unwritten=lambda: wakes.append((report.phase, report.bytes_done))
+    )
+    report.downloading(5_000)
+    assert wakes == [("downloading", 0)]
+    assert report.take(10.0) == ProgressSnapshot(
+        phase="downloading", bytes_done=0, bytes_total=5_000
+    )
+    for done in range(256, 4_097, 256):  # a chunk every few milliseconds
+        report.received(done)
+        assert report.take(10.5) is None
+    assert wakes == [("downloading", 0), ("downloading", 256)]  # the writer, once per write
+    assert report.due_at() == 11.0
+    assert report.take(11.0) == ProgressSnapshot(
+        phase="downloading", bytes_done=4_096, bytes_total=5_000
+    )
+    assert report.take(11.0) is None  # written: nothing more until the next chunk
+    assert report.due_at() is None
+    report.received(4_352)
+    report.storing()  # does not wait for the interval, and wakes the writer again
+    assert wakes[2:] == [("downloading", 4_352), ("storing", 4_352)]
+    assert report.due_at() == -math.inf
+    assert report.take(11.1) == ProgressSnapshot(
+        phase="storing", bytes_done=4_352, bytes_total=5_000
+    )
+
+
+def test_a_new_attempt_starts_its_bytes_again() -> None:
+    report = ProgressReport(interval=1.0)
+    report.downloading(None)
+    report.received(9_000)
+    report.downloading(None)  # a transient failure, then a retry without Content-Length
+    assert report.take(0.0) == ProgressSnapshot(phase="downloading", bytes_done=0, bytes_total=None)
+
+
+def test_every_is_due_once_per_interval_and_a_late_look_does_not_catch_up() -> None:
+    every = Every(2.0, start=100.0)
+    assert not every.due(101.9)
+    assert every.due(102.0)
+    assert not every.due(103.0)
+    assert every.due(107.5)  # late: due once, not three times in a row
+    assert not every.due(108.0)
+    assert every.next_at == 109.5
+
+
+def test_intervals_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        ProgressReport(interval=0)
+    with pytest.raises(ValueError):
+        Every(0, start=0.0)

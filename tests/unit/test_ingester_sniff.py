@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from videoimport_ingester import sniff
+from videoimport_projects import sniff
 
 
 def head_of(path: Path) -> bytes:

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from videoimport_events import VideoImportRequested
 from videoimport_ingester import domain
+from videoimport_projects import media_decision
 
 
 def entry(**changes: Any) -> domain.UnsettledUpload:
@@ -38,7 +39,7 @@ REQUEST = VideoImportRequested(
 STORED = domain.StoredObject(
     storage_key="news/m1/ev-1.mp4", mime_type="video/mp4", size=9, sha256="ab" * 32, upload_id="u1"
 )
-DOWNLOAD = domain.Download(media_id="m1", outcome="created")
+DOWNLOAD = media_decision.Download(media_id="m1", outcome="created")
 
 
 def test_a_registered_download_is_the_kept_write() -> None:
@@ -53,7 +54,7 @@ def test_nothing_is_kept_when_the_result_registers_no_object_of_this_request() -
     # An update in place registers the object an earlier request stored.
     existing = domain.resolve(REQUEST, DOWNLOAD, STORED).record
     assert existing is not None
-    earlier = domain.UpdateInPlace(
+    earlier = media_decision.UpdateInPlace(
         record=msgspec.structs.replace(existing, storage_key="news/m1/old.mp4")
     )
     assert domain.kept_write(domain.resolve(REQUEST, earlier), STORED) is None

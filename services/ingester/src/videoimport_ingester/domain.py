@@ -1,15 +1,13 @@
-"""What to do with one requested video, and the result it leads to (pure).
+"""The result a decided video leads to, and the upload ledger's cleanup (pure).
 
-``decide`` compares the request with the media registry: an unchanged video is
-skipped, a new url (or a new video) is downloaded, and a change of only the
-fileName or metadata updates the registry while keeping the stored bytes.
+Whether a video is downloaded, updated in place, skipped or failed is decided
+by ``videoimport_projects.media_decision.decide``, shared with the API's dry
+run; it is re-exported here for the ingester's modules.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 from videoimport_events import (
@@ -23,28 +21,17 @@ from videoimport_events import (
     media_deletion_stream,
     video_stream,
 )
-from videoimport_projects import ProjectConfig, metadata_errors
+from videoimport_projects.media_decision import Decision, MediaRecord, UpdateInPlace
+from videoimport_projects.media_decision import Download as Download
+from videoimport_projects.media_decision import Fail as Fail
+from videoimport_projects.media_decision import Skip as Skip
+from videoimport_projects.media_decision import decide as decide
+from videoimport_projects.media_decision import same_record as same_record
 
 TerminalEvent: TypeAlias = VideoImported | VideoImportSkipped | VideoImportFailed
 
 CONSUMER = "ingester"
 """The ingester's name in the inbox and among dead letters."""
-
-
-class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One row of the media registry: the current state of a video."""
-
-    project: str
-    system_name: str
-    external_id: str
-    media_id: str
-    url: str
-    file_name: str
-    metadata: dict[str, Any]
-    mime_type: str
-    storage_key: str
-    size: int
-    sha256: str
 
 
 class StoredObject(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,29 +43,6 @@ class StoredObject(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str
     upload_id: str | None = None
     """The multipart upload that wrote it (None: one PutObject)."""
-
-
-class Fail(msgspec.Struct, frozen=True, kw_only=True):
-    code: FailureCode
-    reason: str
-
-
-class Skip(msgspec.Struct, frozen=True, kw_only=True):
-    existing: MediaRecord
-
-
-class UpdateInPlace(msgspec.Struct, frozen=True, kw_only=True):
-    """Same url: new fileName/metadata, the stored object is kept."""
-
-    record: MediaRecord
-
-
-class Download(msgspec.Struct, frozen=True, kw_only=True):
-    media_id: str
-    outcome: Outcome
-
-
-Decision: TypeAlias = Fail | Skip | UpdateInPlace | Download
 
 
 class Resolution(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,37 +77,6 @@ class Cleanup(msgspec.Struct, frozen=True, kw_only=True):
     the request's own commit to judge)."""
 
 
-def identity(project: str, system_name: str, external_id: str) -> str:
-    """A video's identity as one unambiguous string (a JSON array, no separators).
-
-    Any separator could also occur inside the parts: ``("a", "b/c")`` and
-    ``("a/b", "c")`` would meet. JSON escapes what would be ambiguous.
-    """
-    return msgspec.json.encode([project, system_name, external_id]).decode()
-
-
-def media_id_for(project: str, system_name: str, external_id: str) -> str:
-    """Deterministic, so a retried or repeated import names the same media.
-
-    Only a new video gets this id: a registered one keeps the id its row holds
-    (which an earlier release may have derived differently).
-    """
-    digest = hashlib.sha256(identity(project, system_name, external_id).encode()).digest()
-    return base64.b32encode(digest).decode().lower()[:20]
-
-
-def canonical(value: Any) -> bytes:
-    """Typed JSON with sorted keys: ``1``, ``1.0`` and ``true`` differ, key order does not."""
-    return msgspec.json.encode(value, order="sorted")
-
-
-def same_record(a: MediaRecord | None, b: MediaRecord | None) -> bool:
-    """Equal as stored, comparing metadata as typed JSON (Python's ``1 == True`` is not)."""
-    if a is None or b is None:
-        return a is b
-    return canonical(a) == canonical(b)
-
-
 def storage_key(project: str, media_id: str, request_event_id: str, extension: str) -> str:
     """Deterministic per request, so a retried download overwrites its own object."""
     return f"{project}/{media_id}/{request_event_id}{extension}"
@@ -155,31 +88,6 @@ stream_id = video_stream
 deleted_stream_id = media_deletion_stream
 """The stream of one object's ``MediaObjectDeleted`` (version 0): the same for a
 repeated deletion of the same key, so the log records it once."""
-
-
-def decide(
-    request: VideoImportRequested,
-    config: ProjectConfig | None,
-    existing: MediaRecord | None,
-) -> Decision:
-    if config is None:
-        return Fail(code="unknown_project", reason=f"unknown project {request.project!r}")
-    errors = metadata_errors(config, request.metadata)
-    if errors:
-        return Fail(code="invalid_metadata", reason=bounded_reason("; ".join(errors)))
-    if existing is None:
-        media_id = media_id_for(request.project, request.system_name, request.external_id)
-        return Download(media_id=media_id, outcome="created")
-    if existing.url != request.url:
-        return Download(media_id=existing.media_id, outcome="updated")
-    if existing.file_name == request.file_name and canonical(existing.metadata) == canonical(
-        request.metadata
-    ):
-        return Skip(existing=existing)
-    updated = msgspec.structs.replace(
-        existing, file_name=request.file_name, metadata=request.metadata
-    )
-    return UpdateInPlace(record=updated)
 
 
 def failed(request: VideoImportRequested, code: FailureCode, reason: str) -> Resolution:

@@ -1,6 +1,6 @@
 """Turn one ``VideoImportRequested`` into exactly one terminal event.
 
-``Intake`` is the Kafka side: it only queues each request (``ingest_tasks``), so
+The Kafka side (``intake.Intake``) only queues each request (``ingest_tasks``), so
 offsets commit at once. ``Ingester.handle`` is what a worker runs for a queued
 request: load (inbox, project config, registry row), decide, download if
 needed, then commit the inbox row, the registry change and the event in one
@@ -15,28 +15,24 @@ aborted/deleted right after it (``adapters/unsettled_uploads.py``).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import asyncpg
-import msgspec
 import structlog
-from videoimport_eventlog import deadletters, store, tracking
-from videoimport_eventlog.consumer import Record, source_of
-from videoimport_eventlog.faults import describe
-from videoimport_eventlog.kafka import decode_message, unknown_type
+from videoimport_eventlog import store, tracking
 from videoimport_events import Envelope, FailureCode, VideoImportRequested, video_state
 from videoimport_projects import ProjectConfig, project_config
+from videoimport_projects.media_decision import Decision, MediaRecord
 
 from videoimport_ingester import domain
-from videoimport_ingester.adapters import metrics, registry, superseded, tasks, unsettled_uploads
+from videoimport_ingester.adapters import metrics, registry, superseded, unsettled_uploads
 from videoimport_ingester.adapters.http_fetch import FetchError
 from videoimport_ingester.adapters.s3_upload import S3Uploader
-from videoimport_ingester.domain import CONSUMER, Decision, MediaRecord, Resolution, StoredObject
+from videoimport_ingester.domain import CONSUMER, Resolution, StoredObject
+from videoimport_ingester.scheduling import ProgressReport
 from videoimport_ingester.transfer import Transfer
 
-__all__ = ["CONSUMER", "Ingester", "Intake", "RegistryContended"]
+__all__ = ["CONSUMER", "Ingester", "RegistryContended"]
 
 MAX_ROUNDS = 3
 """Decisions per request before giving up for now (the worker retries later)."""
@@ -51,63 +47,6 @@ class _Changed(Exception):
 
 class RegistryContended(Exception):
     """The registry row kept changing under us; retried by the worker."""
-
-
-class Intake:
-    """The Kafka consumer's handler: queue requests; park what cannot be queued."""
-
-    def __init__(self, pool: asyncpg.Pool, queued: Callable[[], None]) -> None:
-        self._pool = pool
-        self._queued = queued
-
-    async def on_record(self, record: Record) -> None:
-        """Fast (one insert), so offsets commit at once; raises only to be retried."""
-        if record.value is None:
-            return
-        newer = unknown_type(record.headers)
-        if newer is not None:
-            log.info("skipped an event type this version does not know", event_type=newer)
-            return
-        try:
-            envelope = decode_message(record.value)
-        except (msgspec.MsgspecError, ValueError) as exc:
-            # Retrying cannot make it decodable: park it (with its bytes) at once.
-            async with self._pool.acquire() as conn:
-                await deadletters.park(
-                    conn,
-                    consumer=CONSUMER,
-                    source=source_of(record),
-                    error=f"undecodable message: {describe(exc)}",
-                    attempts=1,
-                    payload=record.value,
-                )
-            return
-        if not isinstance(envelope.data, VideoImportRequested):
-            return
-        async with self._pool.acquire() as conn:
-            if await tasks.enqueue(conn, envelope):
-                self._queued()
-
-    async def on_give_up(self, record: Record, exc: BaseException, attempts: int) -> None:
-        """The consumer's ``on_give_up``: park the message, so the partition moves on."""
-        event_id: uuid.UUID | None = None
-        position: int | None = None
-        try:
-            envelope = decode_message(record.value or b"")
-            event_id, position = uuid.UUID(envelope.id), envelope.position
-        except (msgspec.MsgspecError, ValueError):
-            pass
-        async with self._pool.acquire() as conn:
-            await deadletters.park(
-                conn,
-                consumer=CONSUMER,
-                source=source_of(record),
-                error=exc,
-                attempts=attempts,
-                event_id=event_id,
-                position=position,
-                payload=record.value,
-            )
 
 
 class Ingester:
@@ -133,15 +72,18 @@ class Ingester:
     def pool(self) -> asyncpg.Pool:
         return self._pool
 
-    async def handle(self, envelope: Envelope) -> domain.TerminalEvent | None:
+    async def handle(
+        self, envelope: Envelope, report: ProgressReport | None = None
+    ) -> domain.TerminalEvent | None:
         """Handle one request; returns the event appended, None when nothing was.
 
         Raises for what is not the source's fault (database, S3, a bug): the
         worker retries, and the inbox makes a redo append nothing twice.
+        ``report`` is told how the download goes and when the result is being stored.
         """
         request = _request_of(envelope)
         with _bound(envelope, request):
-            return await self._handle(envelope, request)
+            return await self._handle(envelope, request, report or ProgressReport())
 
     async def fail(
         self, envelope: Envelope, code: FailureCode, reason: str
@@ -154,7 +96,7 @@ class Ingester:
             return await self._commit(envelope, request, decision, resolution, None, None)
 
     async def _handle(
-        self, envelope: Envelope, request: VideoImportRequested
+        self, envelope: Envelope, request: VideoImportRequested, report: ProgressReport
     ) -> domain.TerminalEvent | None:
         loaded = await self._load(envelope.id, request)
         if loaded is None:
@@ -166,7 +108,8 @@ class Ingester:
         stored: StoredObject | None = None
         for _ in range(MAX_ROUNDS):
             decision = domain.decide(request, config, existing)
-            resolution, stored = await self._carry_out(envelope, request, decision, stored)
+            resolution, stored = await self._carry_out(envelope, request, decision, stored, report)
+            report.storing()
             try:
                 return await self._commit(envelope, request, decision, resolution, existing, stored)
             except _Changed as changed:
@@ -193,6 +136,7 @@ class Ingester:
         request: VideoImportRequested,
         decision: Decision,
         stored: StoredObject | None,
+        report: ProgressReport,
     ) -> tuple[Resolution, StoredObject | None]:
         if not isinstance(decision, domain.Download):
             # A download of an earlier round that a concurrent change made moot
@@ -208,7 +152,7 @@ class Ingester:
 
             try:
                 journal = self._uploads.journal(envelope.id)
-                stored = await self._transfer.copy(request.url, key_for, journal)
+                stored = await self._transfer.copy(request.url, key_for, journal, report)
             except FetchError as exc:
                 log.info("download failed", code=exc.code, reason=exc.reason)
                 return domain.failed(request, exc.code, exc.reason), None
@@ -247,7 +191,8 @@ class Ingester:
                     else:
                         log.info("handled concurrently by another instance")
             except store.StreamConflict:
-                log.info("result already recorded by another instance")
+                log.info("result already recorded elsewhere (another instance, a cancel)")
+                await tracking.claim_message(conn, CONSUMER, envelope.id)  # its keys are final
         # Settling raises on an outage although the event is committed: the
         # worker retries the request, which is handled and only settles again.
         if leftovers is None:

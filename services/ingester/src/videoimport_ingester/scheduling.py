@@ -1,15 +1,20 @@
-"""When work runs (pure): which queued video goes next, and when a source is too slow.
+"""When work runs (pure): which queued video goes next, when a source is too slow,
+and when a running video's watch acts.
 
 ``choose`` picks among the first claimable video of every (project, job) so that
 one project or one job cannot take every download slot: each is capped, and the
 project (then the job) with the fewest videos running goes first. ``RateWindow``
 fails a source that delivers less than a minimum rate in a window of time spent
 waiting for it (time spent waiting for S3 does not count against the source).
+``ProgressReport`` holds a running video's phase and bytes and says which of
+their changes are worth a write; ``Every`` paces the watch's other duties.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
 
 import msgspec
 
@@ -108,3 +113,105 @@ class RateWindow:
         return (
             f"timeout: the source sent less than {self.min_rate:g} bytes/s over {self.window:g} s"
         )
+
+
+PROGRESS_INTERVAL = 1.0
+"""Seconds between two writes of a running video's byte count."""
+
+RunningPhase = Literal["downloading", "storing"]
+"""What a worker does with a claimed video (a row without a phase is ``queued``)."""
+
+
+class ProgressSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A running video's progress as written to its queue row."""
+
+    phase: RunningPhase
+    bytes_done: int
+    bytes_total: int | None
+    """The size the source announced (Content-Length), when it did."""
+
+
+class ProgressReport:
+    """A running video's phase and bytes, told by the download as it goes, and
+    which of their changes to write: a new phase at once, byte counts at most once
+    per ``interval`` seconds (the download reports every chunk).
+
+    ``on_unwritten`` is called when there is newly something to write (a new
+    phase, or the first bytes since the last write; not every chunk), so that a
+    writer asleep wakes up to schedule it.
+    """
+
+    def __init__(
+        self, interval: float = PROGRESS_INTERVAL, on_unwritten: Callable[[], None] | None = None
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.interval = interval
+        self.phase: RunningPhase | None = None
+        self.bytes_done = 0
+        self.bytes_total: int | None = None
+        self._on_unwritten = on_unwritten
+        self._unwritten = False
+        self._phase_unwritten = False
+        self._written_at = -math.inf
+
+    def downloading(self, total: int | None) -> None:
+        """A download attempt has its response; ``total`` is its announced size."""
+        self.bytes_done, self.bytes_total = 0, total
+        self._enter("downloading")
+
+    def received(self, done: int) -> None:
+        """``done`` bytes of the current attempt have arrived."""
+        self.bytes_done = done
+        self._changed(new_phase=False)
+
+    def storing(self) -> None:
+        """The download (if any) is over: the result is being recorded."""
+        self._enter("storing")
+
+    def due_at(self) -> float | None:
+        """When the unwritten progress may be written; None when all of it is written."""
+        if not self._unwritten or self.phase is None:
+            return None
+        if self._phase_unwritten:
+            return -math.inf
+        return self._written_at + self.interval
+
+    def take(self, now: float) -> ProgressSnapshot | None:
+        """What to write at ``now`` (then counted as written), or None: nothing is due."""
+        due = self.due_at()
+        if due is None or now < due or self.phase is None:
+            return None
+        self._unwritten = self._phase_unwritten = False
+        self._written_at = now
+        return ProgressSnapshot(
+            phase=self.phase, bytes_done=self.bytes_done, bytes_total=self.bytes_total
+        )
+
+    def _enter(self, phase: RunningPhase) -> None:
+        self.phase = phase
+        self._changed(new_phase=True)
+
+    def _changed(self, *, new_phase: bool) -> None:
+        newly = not self._unwritten or (new_phase and not self._phase_unwritten)
+        self._unwritten = True
+        self._phase_unwritten = self._phase_unwritten or new_phase
+        if newly and self._on_unwritten is not None:
+            self._on_unwritten()
+
+
+class Every:
+    """A duty due once every ``interval`` seconds, the first ``interval`` after ``start``."""
+
+    def __init__(self, interval: float, start: float) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.interval = interval
+        self.next_at = start + interval
+
+    def due(self, now: float) -> bool:
+        """True at most once per interval; a late look does not bring the next one closer."""
+        if now < self.next_at:
+            return False
+        self.next_at = now + self.interval
+        return True

@@ -8,11 +8,14 @@ consumes videoimport.videos (VideoImportRequested) → emits VideoImported / Vid
   letter (an undecodable one at once, others after ``ingester_attempts``);
 - ``ingester_concurrency`` workers claim queued requests fairly (at most
   ``ingester_project_limit`` per project and ``ingester_job_limit`` per job
-  running, across instances; ``adapters/tasks.py``), renew their lease while
-  ``Ingester.handle`` runs, and delete the row once the terminal event is in
-  the log. A failure is retried per the ``RetryPolicy``: an outage (database,
-  broker or S3 away) without counting, anything else counted; once the
-  attempts are used up the video ends ``failed`` / ``internal_error``;
+  running, across instances; ``adapters/tasks.py``), and delete the row once the
+  terminal event is in the log. While ``Ingester.handle`` runs, its watch
+  (``adapters/in_flight.py``) renews the lease, writes the phase and bytes to the
+  row, and abandons a download whose video got its result elsewhere (a
+  cancelled job); a request claimed with its result already there is not
+  downloaded at all. A failure is retried per the ``RetryPolicy``: an outage
+  (database, broker or S3 away) without counting, anything else counted; once
+  the attempts are used up the video ends ``failed`` / ``internal_error``;
 - a loop queues again the dead letters an operator marked for retry;
 - the sweeper (``sweeper.py``) deletes media objects a re-import superseded once
   ``superseded_grace`` has passed, and records each as ``MediaObjectDeleted``.
@@ -43,8 +46,11 @@ from videoimport_eventlog.retry import RetryPolicy
 
 from videoimport_ingester import bootstrap
 from videoimport_ingester.adapters import metrics, tasks
+from videoimport_ingester.adapters.in_flight import Abandoned, InFlight, close_decided
 from videoimport_ingester.adapters.s3_upload import is_storage_outage
-from videoimport_ingester.handlers import Ingester, Intake
+from videoimport_ingester.adapters.unsettled_uploads import UnsettledUploads
+from videoimport_ingester.handlers import Ingester
+from videoimport_ingester.intake import Intake
 from videoimport_ingester.scheduling import Limits
 from videoimport_ingester.settings import Settings
 from videoimport_ingester.sweeper import Sweeper
@@ -72,6 +78,7 @@ class Workers:
     def __init__(self, ingester: Ingester, settings: Settings, policy: RetryPolicy) -> None:
         self._ingester = ingester
         self._pool = ingester.pool
+        self._uploads = UnsettledUploads(ingester.pool, ingester.uploader)
         self._settings = settings
         self._policy = policy
         self._limits = Limits(
@@ -132,23 +139,30 @@ class Workers:
                 )
                 continue
             self._holding.add(task.event_id)
-            heartbeat = asyncio.create_task(self._heartbeat(task.event_id))
+            check_every = self._settings.ingester_cancel_check_interval
+            flight = InFlight(self._pool, task, self.owner, self._lease, check_every)
+            watch = asyncio.create_task(flight.watch())
             metrics.TASKS_RUNNING.inc()
             try:
-                await self._run(task)
+                await self._run(task, flight)
             finally:
                 metrics.TASKS_RUNNING.dec()
-                heartbeat.cancel()
+                watch.cancel()
             self._holding.discard(task.event_id)
             self.wake()  # a slot of this project and job is free again
 
-    async def _run(self, task: tasks.Task) -> None:
+    async def _run(self, task: tasks.Task, flight: InFlight) -> None:
         try:
+            if await close_decided(self._pool, self._uploads, task, when="queued"):
+                return  # its result is there already: not downloaded at all
             if task.attempts >= self._policy.attempts:  # giving up failed last time
                 await self._give_up(task)
                 return
             try:
-                await self._ingester.handle(task.envelope)
+                await flight.run(self._ingester.handle(task.envelope, flight.report))
+            except Abandoned:
+                await close_decided(self._pool, self._uploads, task, when="downloading")
+                return
             except Exception as exc:
                 await self._failed(task, exc)
                 return
@@ -215,17 +229,6 @@ class Workers:
         delay = self._policy.delay(min(self._outages, 32), random.random())
         log.warning(message, retry_in=round(delay, 2), error=describe(exc))
         return delay
-
-    async def _heartbeat(self, event_id: str) -> None:
-        while True:
-            await asyncio.sleep(self._lease / 3)
-            try:
-                async with self._pool.acquire() as conn:
-                    if not await tasks.renew(conn, event_id, self.owner, self._lease):
-                        log.warning("lease lost; another instance may redo it", event_id=event_id)
-                        return
-            except Exception as exc:
-                log.warning("lease renewal failed", event_id=event_id, error=describe(exc))
 
     async def _requeue_letters(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -36,6 +36,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingester_lease_seconds: float = 60.0
     """A claimed video's lease; renewed every third of it while the work runs, and
     claimable by another instance once it runs out (a crashed worker)."""
+    ingester_cancel_check_interval: float = 2.0
+    """While a video downloads, how often its worker looks whether its result was
+    recorded elsewhere (a cancelled job), to abandon the download."""
     ingester_poll_interval: float = 1.0
     """How often an idle worker looks for work queued by another instance (or due again)."""
     ingester_attempts: int = 5
@@ -95,6 +98,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("ingester_project_limit and ingester_job_limit must be positive")
         if self.ingester_lease_seconds <= 0 or self.ingester_poll_interval <= 0:
             raise ValueError("ingester_lease_seconds and ingester_poll_interval must be positive")
+        if self.ingester_cancel_check_interval <= 0:
+            raise ValueError("ingester_cancel_check_interval must be positive")
         if self.download_min_rate < 0 or self.download_rate_window <= 0:
             raise ValueError("download_min_rate must be >= 0 and download_rate_window > 0")
         if self.superseded_sweep_interval <= 0:

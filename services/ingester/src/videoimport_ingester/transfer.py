@@ -14,13 +14,13 @@ import random
 from collections.abc import AsyncIterator, Callable
 
 import structlog
+from videoimport_projects import sniff
 
-from videoimport_ingester import sniff
 from videoimport_ingester.adapters import metrics
 from videoimport_ingester.adapters.http_fetch import Body, FetchError, SafeFetcher
 from videoimport_ingester.adapters.s3_upload import S3Uploader, UploadJournal
 from videoimport_ingester.domain import StoredObject
-from videoimport_ingester.scheduling import RateWindow
+from videoimport_ingester.scheduling import ProgressReport, RateWindow
 
 log = structlog.get_logger(__name__)
 
@@ -51,16 +51,21 @@ class Transfer:
         self._rate_window = rate_window
 
     async def copy(
-        self, url: str, key_for: KeyFor, journal: UploadJournal | None = None
+        self,
+        url: str,
+        key_for: KeyFor,
+        journal: UploadJournal | None = None,
+        progress: ProgressReport | None = None,
     ) -> StoredObject:
         """Store the video behind ``url``; raises ``FetchError`` when it cannot.
 
-        ``journal`` records every write before it starts (the uploads ledger).
+        ``journal`` records every write before it starts (the uploads ledger);
+        ``progress`` is told when each attempt's response arrives and its bytes.
         """
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             try:
-                stored = await self._attempt(url, key_for, journal)
+                stored = await self._attempt(url, key_for, journal, progress)
             except FetchError as exc:
                 metrics.DOWNLOAD_ATTEMPTS.labels(result=exc.code).inc()
                 if not exc.transient or attempt == self._attempts:
@@ -75,7 +80,11 @@ class Transfer:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _attempt(
-        self, url: str, key_for: KeyFor, journal: UploadJournal | None
+        self,
+        url: str,
+        key_for: KeyFor,
+        journal: UploadJournal | None,
+        progress: ProgressReport | None,
     ) -> StoredObject:
         deadline = asyncio.timeout(self._total_timeout)
         slow = asyncio.timeout(None)
@@ -83,8 +92,10 @@ class Transfer:
         metrics.DOWNLOADS_IN_FLIGHT.inc()
         try:
             async with deadline, self._fetcher.open(url) as body, slow:
+                if progress is not None:
+                    progress.downloading(body.content_length)
                 chunks = _metered(body.chunks(), meter, slow)
-                return await self._store(body, key_for, chunks, journal)
+                return await self._store(body, key_for, chunks, journal, progress)
         except TimeoutError as exc:
             if slow.expired():
                 # Not retried: a crawling origin must give its slot to other videos.
@@ -103,6 +114,7 @@ class Transfer:
         key_for: KeyFor,
         chunks: AsyncIterator[bytes],
         journal: UploadJournal | None,
+        progress: ProgressReport | None,
     ) -> StoredObject:
         declared = sniff.base_type(body.content_type)
         if not sniff.acceptable_declared_type(declared):
@@ -115,7 +127,8 @@ class Transfer:
             raise FetchError("not_a_video", _not_a_video(declared, head))
         mime_type = sniff.recorded_type(container, declared)
         key = key_for(sniff.extension_for(mime_type, container))
-        result = await self._uploader.upload(key, mime_type, self._capped(head, chunks), journal)
+        capped = self._capped(head, chunks, progress)
+        result = await self._uploader.upload(key, mime_type, capped, journal)
         return StoredObject(
             storage_key=key,
             mime_type=mime_type,
@@ -124,15 +137,21 @@ class Transfer:
             upload_id=result.upload_id,
         )
 
-    async def _capped(self, head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _capped(
+        self, head: bytes, rest: AsyncIterator[bytes], progress: ProgressReport | None
+    ) -> AsyncIterator[bytes]:
         size = len(head)
         metrics.DOWNLOADED_BYTES.inc(len(head))
+        if progress is not None:
+            progress.received(size)
         yield head
         async for chunk in rest:
             size += len(chunk)
             if size > self._max_bytes:
                 raise self._too_large(f"more than {self._max_bytes} bytes")
             metrics.DOWNLOADED_BYTES.inc(len(chunk))
+            if progress is not None:
+                progress.received(size)  # cheap: the worker's watch decides what to write
             yield chunk
 
     def _too_large(self, size: str) -> FetchError:

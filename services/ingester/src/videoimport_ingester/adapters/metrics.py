@@ -22,6 +22,12 @@ TASK_FAILURES = Counter(
     "Requests whose handling raised, by kind (outage, counted, given_up)",
     ["kind"],
 )
+ABANDONED = Counter(
+    "videoimport_ingester_abandoned",
+    "Requests whose video got its result elsewhere (a cancelled job), by when the worker"
+    " noticed: at its claim (nothing downloaded) or while downloading (download cancelled)",
+    ["when"],
+)
 SUPERSEDED_DELETED = Counter(
     "videoimport_ingester_superseded_deleted",
     "Superseded media objects deleted by the sweeper (MediaObjectDeleted appended)",

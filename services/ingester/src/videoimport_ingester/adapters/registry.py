@@ -10,8 +10,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-
-from videoimport_ingester.domain import MediaRecord
+from videoimport_projects.media_decision import MediaRecord
 
 _COLUMNS = (
     "project, system_name, external_id, media_id, url, file_name, metadata::text AS metadata,"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 import msgspec
-
-from videoimport_ingester.domain import MediaRecord
+from videoimport_projects.media_decision import MediaRecord
 
 
 class Superseded(msgspec.Struct, frozen=True, kw_only=True):

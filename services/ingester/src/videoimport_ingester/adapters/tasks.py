@@ -7,6 +7,9 @@ every instance at that moment. A claimed row carries a lease (``lease_owner``,
 while its lease is in the future, and claimable again when it runs out (its
 worker crashed). ``finish`` deletes a handled row; ``retry_later`` puts it back
 with a delay; ``release`` hands rows back at once (a stopping instance).
+The running worker keeps ``phase`` and the byte counts up to date
+(``report_progress``); a row without a phase is queued, and every hand-back
+(and every claim) makes it so again.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import asyncpg
 import msgspec
 from videoimport_eventlog import deadletters, store
 from videoimport_events import Envelope, VideoImportRequested, decode_envelope, encode_envelope
+from videoimport_projects.media_decision import identity
 
-from videoimport_ingester.domain import CONSUMER, identity
-from videoimport_ingester.scheduling import Head, Limits, choose
+from videoimport_ingester.domain import CONSUMER
+from videoimport_ingester.scheduling import Head, Limits, ProgressSnapshot, choose
 
 CLAIM_LOCK = 7_110_203
 """Advisory lock serialising claims (any constant unused by other locks)."""
@@ -40,8 +44,9 @@ async def enqueue(conn: asyncpg.Connection, envelope: Envelope) -> bool:
     if not isinstance(request, VideoImportRequested):
         raise TypeError(f"not a VideoImportRequested: {envelope.type}")
     inserted = await conn.fetchval(
-        "INSERT INTO ingest_tasks (event_id, position, project, job_id, video_key, envelope)"
-        " SELECT $1, $2, $3, $4, $5, $6::json"
+        "INSERT INTO ingest_tasks"
+        " (event_id, position, project, job_id, video_key, envelope, video_index)"
+        " SELECT $1, $2, $3, $4, $5, $6::json, $8"
         " WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = $7 AND message_id = $1)"
         " ON CONFLICT (event_id) DO NOTHING RETURNING true",
         envelope.id,
@@ -51,9 +56,13 @@ async def enqueue(conn: asyncpg.Connection, envelope: Envelope) -> bool:
         identity(request.project, request.system_name, request.external_id),
         encode_envelope(envelope).decode(),
         CONSUMER,
+        request.index,
     )
     return bool(inserted)
 
+
+_QUEUED = "phase = NULL, bytes_done = NULL, bytes_total = NULL"
+"""No progress: what a row is again when nobody (or a new claimant) works on it yet."""
 
 _RUNNING = (
     "SELECT project, job_id, count(*)::int AS running FROM ingest_tasks"
@@ -90,7 +99,8 @@ async def claim(
             return None
         row = await conn.fetchrow(
             "UPDATE ingest_tasks SET lease_owner = $2,"
-            " lease_until = now() + make_interval(secs => $3), updated_at = now()"
+            " lease_until = now() + make_interval(secs => $3), updated_at = now(),"
+            f" {_QUEUED}"
             " WHERE event_id = $1 RETURNING envelope::text AS envelope, attempts",
             chosen.event_id,
             owner,
@@ -138,6 +148,21 @@ async def renew(conn: asyncpg.Connection, event_id: str, owner: str, lease_secon
     return bool(renewed)
 
 
+async def report_progress(
+    conn: asyncpg.Connection, event_id: str, owner: str, progress: ProgressSnapshot
+) -> None:
+    """Write a running video's phase and bytes (one row by key, while still ours)."""
+    await conn.execute(
+        "UPDATE ingest_tasks SET phase = $3, bytes_done = $4, bytes_total = $5"
+        " WHERE event_id = $1 AND lease_owner = $2",
+        event_id,
+        owner,
+        progress.phase,
+        progress.bytes_done,
+        progress.bytes_total,
+    )
+
+
 async def finish(conn: asyncpg.Connection, event_id: str) -> None:
     """The request is handled (its terminal event is in the log): forget it."""
     await conn.execute("DELETE FROM ingest_tasks WHERE event_id = $1", event_id)
@@ -156,7 +181,8 @@ async def retry_later(
     await conn.execute(
         "UPDATE ingest_tasks SET lease_owner = NULL, lease_until = NULL,"
         " not_before = now() + make_interval(secs => $3), attempts = attempts + $4,"
-        " last_error = $5, updated_at = now() WHERE event_id = $1 AND lease_owner = $2",
+        f" last_error = $5, updated_at = now(), {_QUEUED}"
+        " WHERE event_id = $1 AND lease_owner = $2",
         event_id,
         owner,
         delay,
@@ -168,8 +194,9 @@ async def retry_later(
 async def release(conn: asyncpg.Connection, owner: str, event_ids: list[str]) -> int:
     """Hand rows back at once (claimable by anyone now); returns how many."""
     released = await conn.fetch(
-        "UPDATE ingest_tasks SET lease_owner = NULL, lease_until = NULL, updated_at = now()"
-        " WHERE lease_owner = $1 AND event_id = ANY($2::text[]) RETURNING event_id",
+        f"UPDATE ingest_tasks SET lease_owner = NULL, lease_until = NULL, {_QUEUED},"
+        " updated_at = now() WHERE lease_owner = $1 AND event_id = ANY($2::text[])"
+        " RETURNING event_id",
         owner,
         event_ids,
     )

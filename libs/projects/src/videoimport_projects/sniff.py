@@ -1,7 +1,8 @@
 """Recognise video containers by their first bytes (pure).
 
 A server's Content-Type is only a claim; the import accepts a body only when
-its first bytes look like a known video container. ``SNIFF_BYTES`` is how much
+its first bytes look like a known video container. Shared by the ingester's
+download and the API's dry run, so both judge a body alike. ``SNIFF_BYTES`` is how much
 of the body the checks need (an MPEG transport stream is recognised by two
 packet sync bytes 188 bytes apart, M2TS by two 192 bytes apart).
 """
@@ -233,3 +234,11 @@ def recorded_type(container: Container, declared: str | None) -> str:
 
 def extension_for(mime_type: str, container: Container) -> str:
     return _MIME_EXTENSIONS.get(mime_type, container.extension)
+
+
+def not_a_video_reason(declared: str | None, head: bytes) -> str:
+    """The failure reason for a body whose first bytes ``sniff`` does not recognise."""
+    content = describe_non_video(head)
+    if declared is None or declared in GENERIC_BINARY:
+        return f"not a video ({content})"
+    return f"not a video ({declared} declared, content is {content})"
