@@ -173,3 +173,29 @@ async def raw_request(api: RunningApi, target: str, method: str = "GET") -> RawR
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return RawResponse(status=int(status_line.split()[1]), headers=headers, body=body)
+
+
+# Job control (listing, paged status, retry, cancel).
+
+JOBS_URL = f"{IMPORT_URL}/jobs"
+RETRY_URL = f"{IMPORT_URL}/retry"
+CANCEL_URL = f"{IMPORT_URL}/cancel"
+
+
+async def append_to_log(database_url: str, events: list[Any]) -> None:
+    """Append ``store.NewEvent``s in one transaction, as the service that owns them would."""
+    from videoimport_eventlog import store
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await store.append(conn, events)
+    finally:
+        await conn.close()
+
+
+async def submit_batch(api: RunningApi, token: str, body: dict[str, Any]) -> str:
+    response = await api.http.post(IMPORT_URL, json=body, headers=auth(token))
+    assert response.status_code == 200, response.text
+    job_id: str = response.json()["id"]
+    return job_id

@@ -232,6 +232,8 @@ async def test_unknown_and_retired_versions(api: RunningApi, token: str) -> None
     response = await api.http.post("/api/2024-01/import/videos", json=batch(), headers=auth(token))
     assert response.status_code == 410
     assert_error_shape(response.json(), 410)
+    # Names what to use instead: the versions answered, not the retired one.
+    assert response.json()["error_details"][0]["reason"] == "supported: 2025-03"
 
     response = await api.http.get("/no/such/route")
     assert response.status_code == 404

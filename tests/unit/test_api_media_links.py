@@ -16,10 +16,11 @@ from videoimport_api.domain.media_links import (
 )
 from videoimport_api.settings import ApiSettings
 from videoimport_ingester import domain as ingester
+from videoimport_projects.media_decision import media_id_for
 
 SECRET = bytes(range(32))
 OTHER_SECRET = bytes(range(1, 33))
-MEDIA_ID = ingester.media_id_for("acme", "archive", "123abc")
+MEDIA_ID = media_id_for("acme", "archive", "123abc")
 EVENT_ID = "0b6f4c1e-1234-4abc-8def-0123456789ab"
 KEY = f"acme/{MEDIA_ID}/{EVENT_ID}.mp4"
 NOW = 1_800_000_000
@@ -31,7 +32,7 @@ NOW = 1_800_000_000
 @pytest.mark.parametrize("extension", [".mp4", ".webm", ".m4s", ".3gp", ".mkv", ".ogv", ".ts"])
 @pytest.mark.parametrize("project", ["demo", "acme", "News-Room_2.x", "a" * 64])
 def test_every_key_the_ingester_writes_has_the_shape(project: str, extension: str) -> None:
-    media_id = ingester.media_id_for(project, "archive", "ext-1")
+    media_id = media_id_for(project, "archive", "ext-1")
     key = ingester.storage_key(project, media_id, str(uuid.uuid4()), extension)
     parsed = parse_key(key)
     assert parsed is not None, key

@@ -33,6 +33,13 @@ and refused without a lookup. Any other name is judged by the addresses it
 resolves to, at connection time.
 
 Reasons never say what a name resolves to: only the host as the client wrote it.
+
+**Scopes** (``AddressScope``). ``"public"`` is the policy above; ``"any"`` (a
+fetcher's ``allow_private``, local stacks only) allows every address;
+``"loopback"`` allows only loopback (``127.0.0.0/8``, ``::1`` and ``::ffff:127.x``,
+which the kernel delivers to 127.x) and is for tests and fuzzing, so nothing
+they generate can leave the machine. Every check takes a ``scope``, or (as its
+existing callers do) ``allow_private``, which means ``"any"``.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ import re
 from typing import Final, Literal, NamedTuple
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+AddressScope = Literal["public", "any", "loopback"]
+"""Which addresses a fetcher may reach: public ones, any, or loopback only."""
 
 _IPV4_REFUSED: Final = tuple(
     ipaddress.IPv4Network(n)
@@ -72,6 +81,8 @@ _IPV6_REFUSED: Final = tuple(
         "3fff::/20",  # documentation (RFC 9637)
     )
 )
+_IPV4_LOOPBACK: Final = ipaddress.IPv4Network("127.0.0.0/8")
+_IPV6_LOOPBACK: Final = ipaddress.IPv6Address("::1")
 _IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
 _IPV4_TRANSLATED: Final = ipaddress.IPv6Network("::ffff:0:0:0/96")
 _IPV4_COMPATIBLE: Final = ipaddress.IPv6Network("::/96")
@@ -207,14 +218,52 @@ def is_public(address: IPAddress) -> bool:
     )
 
 
-def address_problem(text: str, *, allow_private: bool) -> str | None:
-    """Why ``text`` (an IP address, in any form) may not be connected to, or None."""
+def is_loopback(address: IPAddress) -> bool:
+    """True for ``127.0.0.0/8``, ``::1`` and IPv4-mapped ``::ffff:127.x`` (same packets).
+
+    NAT64 and 6to4 forms of 127.x are not loopback: a gateway receives them.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _IPV4_MAPPED:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) in _IPV4_LOOPBACK
+        return address.scope_id is None and address == _IPV6_LOOPBACK
+    return address in _IPV4_LOOPBACK
+
+
+def scope_of(*, allow_private: bool, loopback_only: bool = False) -> AddressScope:
+    """The scope a fetcher's settings ask for; loopback-only wins over allow-private."""
+    if loopback_only:
+        return "loopback"
+    return "any" if allow_private else "public"
+
+
+def in_scope(address: IPAddress, scope: AddressScope) -> bool:
+    """Whether ``scope`` lets a fetcher connect to ``address``."""
+    if scope == "any":
+        return True
+    if scope == "loopback":
+        return is_loopback(address)
+    return is_public(address)
+
+
+def _scope(allow_private: bool, scope: AddressScope | None) -> AddressScope:
+    return scope if scope is not None else scope_of(allow_private=allow_private)
+
+
+def address_problem(
+    text: str, *, allow_private: bool = False, scope: AddressScope | None = None
+) -> str | None:
+    """Why ``text`` (an IP address, in any form) may not be connected to, or None.
+
+    ``scope`` (when given) decides; otherwise ``allow_private`` means ``"any"``.
+    """
+    scope = _scope(allow_private, scope)
     address = parse_address(text)
     if address is None:
         return f"{text} is not an IP address"
-    if allow_private or is_public(address):
+    if in_scope(address, scope):
         return None
-    return f"{text} is not a public address"
+    return f"{text} is not {_WANTED[scope]}"
 
 
 FORBIDDEN_ADDRESS: Final = "forbidden address"
@@ -230,31 +279,42 @@ class HostRefusal(NamedTuple):
     """Names the host as written, never an address it resolves to."""
 
 
-def host_refusal(host: str, *, allow_private: bool) -> HostRefusal | None:
+def host_refusal(
+    host: str, *, allow_private: bool = False, scope: AddressScope | None = None
+) -> HostRefusal | None:
     """Whether ``host`` (a URL's host as parsed, e.g. yarl's ``raw_host``) is refused.
 
     None for an allowed address and for a DNS name, whose resolved addresses the
-    fetcher still has to judge when it connects.
+    fetcher still has to judge when it connects. ``scope`` (when given) decides;
+    otherwise ``allow_private`` means ``"any"``.
     """
+    scope = _scope(allow_private, scope)
     address = parse_address(host)
     if address is not None:
-        if allow_private or is_public(address):
+        if in_scope(address, scope):
             return None
-        return HostRefusal("forbidden_address", forbidden_reason(host))
+        return HostRefusal("forbidden_address", forbidden_reason(host, scope))
     if ends_in_a_number(host):
         return HostRefusal(
             "invalid_url", f"invalid url: host {_shown(host)!r} is not an IPv4 address"
         )
     if not valid_hostname(host):
         return HostRefusal("invalid_url", f"invalid url: invalid host name {_shown(host)!r}")
-    if is_localhost_name(host) and not allow_private:
+    if is_localhost_name(host) and scope == "public":
         return HostRefusal("forbidden_address", forbidden_reason(host))
     return None
 
 
-def forbidden_reason(host: str) -> str:
+_WANTED: Final[dict[AddressScope, str]] = {
+    "public": "a public address",
+    "loopback": "a loopback address (loopback-only mode)",
+    "any": "an address",
+}
+
+
+def forbidden_reason(host: str, scope: AddressScope = "public") -> str:
     """The reason for a refused host: the host as the client wrote it, nothing more."""
-    return f"{FORBIDDEN_ADDRESS}: {_shown(host)} is not a public address"
+    return f"{FORBIDDEN_ADDRESS}: {_shown(host)} is not {_WANTED[scope]}"
 
 
 def _shown(host: str) -> str:

@@ -16,7 +16,7 @@ from litestar.types import ASGIApp
 
 from videoimport_api import dryrun, handlers, ui
 from videoimport_api.control import control_routes
-from videoimport_api.domain import idempotency
+from videoimport_api.domain import idempotency, params
 from videoimport_api.domain.errors import ApiError, FieldError, status_phrase
 from videoimport_api.handlers import IMPORT_SCOPES, STATUS_SCOPES, Dependencies
 from videoimport_api.media import media_routes
@@ -54,7 +54,7 @@ def build_litestar(deps: Dependencies) -> Litestar:
         check_json_content_type(request.headers.get("content-type"))
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
         command = handlers.parse_body(deps, await request.body())
-        if handlers.parse_dry_run(request.query_params.get("dryRun")):
+        if params.parse_dry_run(request.query_params.get("dryRun")):
             return json_response(await dryrun.dry_run(deps, grant, command))
         submitted = await handlers.submit_import(deps, grant, api_version, command, key)
         replay = {"idempotent-replayed": "true"} if submitted.replayed else None
@@ -66,8 +66,9 @@ def build_litestar(deps: Dependencies) -> Litestar:
     ) -> Response[bytes]:
         handlers.check_version(deps, api_version)
         grant = await handlers.authorize(deps, request.headers.get("authorization"), STATUS_SCOPES)
-        job_id = handlers.parse_job_id(request.query_params.get("id"))
-        return json_response(await handlers.job_status(deps, grant, job_id))
+        job_id = params.parse_job_id(request.query_params.get("id"))
+        query = request.query_params.dict()
+        return json_response(await handlers.job_status(deps, grant, job_id, query))
 
     @post(IMPORT_PATH + "/webhook/redeliver")
     async def redeliver_webhook(
@@ -75,7 +76,7 @@ def build_litestar(deps: Dependencies) -> Litestar:
     ) -> Response[bytes]:
         handlers.check_version(deps, api_version)
         grant = await handlers.authorize(deps, request.headers.get("authorization"), IMPORT_SCOPES)
-        job_id = handlers.parse_job_id(request.query_params.get("id"))
+        job_id = params.parse_job_id(request.query_params.get("id"))
         await handlers.redeliver_webhook(deps, grant, job_id)
         return json_response({"id": job_id}, 202)
 

@@ -14,9 +14,11 @@ import uvicorn
 from aiobotocore.session import get_session
 from prometheus_client import start_http_server
 from videoimport_eventlog import schema
+from videoimport_eventlog.addresses import scope_of
 from videoimport_eventlog.health import Probe
 
 from videoimport_api.adapters.s3 import MediaStore
+from videoimport_api.adapters.url_probe import UrlProbe
 from videoimport_api.app import create_app
 from videoimport_api.domain.media_links import MIN_SECRET_BYTES, MediaLinks
 from videoimport_api.handlers import Dependencies
@@ -88,6 +90,20 @@ async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
             )
             stack.callback(server.server_close)
             stack.push_async_callback(asyncio.to_thread, server.shutdown)  # blocks up to 0.5 s
+        url_probe = UrlProbe(
+            scope=scope_of(
+                allow_private=settings.allow_private_urls,
+                loopback_only=settings.loopback_only_urls,
+            ),
+            timeout=settings.dry_run_probe_timeout,
+            deadline=settings.dry_run_deadline,
+            request_probes=settings.dry_run_request_probes,
+            process_probes=settings.dry_run_process_probes,
+            max_bytes=settings.max_video_bytes,
+        )
+        stack.push_async_callback(url_probe.close)
+        if settings.loopback_only_urls:
+            log.warning("loopback-only mode: URLs must name loopback hosts (tests only)")
         links = MediaLinks(
             secret=signing_secret(settings),
             ttl_seconds=settings.media_link_ttl,
@@ -102,7 +118,10 @@ async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
             max_batch=settings.max_batch,
             max_body_bytes=settings.max_body_bytes,
             metrics=metrics,
+            url_probe=url_probe,
+            max_video_bytes=settings.max_video_bytes,
             allow_private_urls=settings.allow_private_urls,
+            loopback_only_urls=settings.loopback_only_urls,
             public_metrics=settings.public_metrics,
             storage_check=storage_check,
         )

@@ -23,16 +23,19 @@ from videoimport_events import (
 from videoimport_projects import WRITE_SCOPE, TokenGrant, grant_for
 from videoimport_projects.redelivery import RedeliveryRefused, request_redelivery
 
-from videoimport_api.adapters import postgres
+from videoimport_api.adapters import jobs, postgres
 from videoimport_api.adapters.s3 import MediaStore
+from videoimport_api.adapters.url_probe import UrlProbe
 from videoimport_api.domain import idempotency
 from videoimport_api.domain.auth import READ_SCOPE, bearer_token, require_scope, unauthorized
+from videoimport_api.domain.control import retry_fingerprint
 from videoimport_api.domain.errors import ApiError, FieldError
 from videoimport_api.domain.ids import new_job_id
+from videoimport_api.domain.listing import Query, parse_video_paging, render_status_page
 from videoimport_api.domain.media_links import MediaLinks
 from videoimport_api.domain.status import render_started, render_status
 from videoimport_api.domain.validation import ImportCommand, Invalid, parse_import_request
-from videoimport_api.domain.versions import version_status
+from videoimport_api.domain.versions import require_answered
 from videoimport_api.metrics import ApiMetrics
 
 log = structlog.get_logger("videoimport_api")
@@ -54,7 +57,13 @@ class Dependencies:
     max_batch: int
     max_body_bytes: int
     metrics: ApiMetrics
+    url_probe: UrlProbe
+    """Asks sources about their videos for dry runs (one per process: shared limits)."""
+    max_video_bytes: int
+    """The ingester's size limit, which a dry run applies."""
     allow_private_urls: bool = False
+    loopback_only_urls: bool = False
+    """Only loopback URLs at the door and in the dry run's probe (tests, fuzzing)."""
     public_metrics: bool = False
     health_timeout: float = HEALTH_TIMEOUT_SECONDS
     storage_check: Probe | None = None
@@ -68,19 +77,7 @@ class Submitted:
 
 
 def check_version(deps: Dependencies, api_version: str) -> None:
-    status = version_status(api_version, deps.supported_versions, deps.retired_versions)
-    if status == "unknown":
-        raise ApiError(
-            404,
-            f"unknown API version {api_version}",
-            [FieldError("apiVersion", f"supported: {', '.join(sorted(deps.supported_versions))}")],
-        )
-    if status == "retired":
-        raise ApiError(
-            410,
-            f"API version {api_version} is retired",
-            [FieldError("apiVersion", f"supported: {', '.join(sorted(deps.supported_versions))}")],
-        )
+    require_answered(api_version, deps.supported_versions, deps.retired_versions)
 
 
 async def authorize(
@@ -102,6 +99,7 @@ def import_events(
     api_version: str,
     command: ImportCommand,
     idempotency_key: str | None,
+    retry_of: str | None = None,
 ) -> list[NewEvent]:
     """The job's first event and one request per video, all caused by the first."""
     now = datetime.now(UTC)
@@ -115,6 +113,7 @@ def import_events(
             webhook=command.webhook,
             context=command.context,
             idempotency_key=idempotency_key,
+            retry_of=retry_of,
         ),
         stream_id=job_stream(job_id),
         stream_version=0,
@@ -148,7 +147,11 @@ def import_events(
 
 def parse_body(deps: Dependencies, body: bytes) -> ImportCommand:
     parsed = parse_import_request(
-        body, max_batch=deps.max_batch, allow_private=deps.allow_private_urls
+        body,
+        max_batch=deps.max_batch,
+        # Loopback-only refuses everything else itself; loopback is not public.
+        allow_private=deps.allow_private_urls or deps.loopback_only_urls,
+        loopback_only=deps.loopback_only_urls,
     )
     if isinstance(parsed, Invalid):
         raise ApiError(400, _summary(parsed.errors), parsed.errors)
@@ -167,12 +170,22 @@ async def submit_import(
     api_version: str,
     command: ImportCommand,
     idempotency_key: str | None,
+    retry_of: str | None = None,
 ) -> Submitted:
-    """Record the job in one transaction; the caller answers only after it returns."""
-    request_sha = idempotency.fingerprint(api_version, command)
+    """Record the job in one transaction; the caller answers only after it returns.
+
+    ``retry_of``: the job whose failed videos ``command`` imports again (``POST …/retry``).
+    """
+    request_sha = (
+        idempotency.fingerprint(api_version, command)
+        if retry_of is None
+        else retry_fingerprint(api_version, command, retry_of)
+    )
     for _ in range(JOB_ID_ATTEMPTS):
         job_id = new_job_id()
-        events = import_events(job_id, grant.project, api_version, command, idempotency_key)
+        events = import_events(
+            job_id, grant.project, api_version, command, idempotency_key, retry_of
+        )
         try:
             async with deps.pool.acquire() as conn, conn.transaction():
                 if idempotency_key is not None:
@@ -216,30 +229,22 @@ def _too_large(events: list[NewEvent]) -> ApiError:
     return ApiError(400, f"invalid request: {field}: {reason}", [FieldError(field, reason)])
 
 
-def parse_dry_run(raw: str | None) -> bool:
-    """``dryRun``: absent or ``false`` imports, ``true`` only answers what would happen."""
-    if raw is None or raw == "false":
-        return False
-    if raw == "true":
-        return True
-    raise ApiError(
-        400, "invalid query parameter dryRun", [FieldError("dryRun", "must be true or false")]
-    )
-
-
-def parse_job_id(raw: str | None) -> str:
-    if raw is None:
-        raise ApiError(400, "missing query parameter id", [FieldError("id", "required")])
-    if not raw.strip():
-        raise ApiError(400, "empty query parameter id", [FieldError("id", "must not be empty")])
-    return raw.strip()
-
-
 def _not_found(job_id: str) -> ApiError:
     return ApiError(404, f"no import job {job_id}", [FieldError("id", "no such import job")])
 
 
-async def job_status(deps: Dependencies, grant: TokenGrant, job_id: str) -> dict[str, Any]:
+async def job_status(
+    deps: Dependencies, grant: TokenGrant, job_id: str, query: Query | None = None
+) -> dict[str, Any]:
+    """The job's status; with paging parameters in ``query``, one page of its videos."""
+    paging = None if query is None else parse_video_paging(query, job_id)
+    if paging is not None:
+        async with deps.pool.acquire() as conn:
+            page = await jobs.status_page(conn, grant.project, job_id, paging)
+        if page is None:
+            raise _not_found(job_id)
+        now = time.time()
+        return render_status_page(*page, paging, lambda key: deps.media_links.url(key, now))
     async with deps.pool.acquire() as conn:
         projected = await postgres.projected_status(conn, grant.project, job_id)
         if projected is not None:

@@ -41,6 +41,21 @@ class ApiMetrics:
             "POSTs answered with the job of an earlier request with the same Idempotency-Key",
             registry=self.registry,
         )
+        self.jobs_retried = Counter(
+            "videoimport_api_jobs_retried_total",
+            "Jobs started by POST …/retry (also counted as accepted jobs)",
+            registry=self.registry,
+        )
+        self.jobs_cancelled = Counter(
+            "videoimport_api_jobs_cancelled_total",
+            "Jobs cancelled by POST …/cancel",
+            registry=self.registry,
+        )
+        self.videos_cancelled = Counter(
+            "videoimport_api_videos_cancelled_total",
+            "Videos that failed with code cancelled because their job was cancelled",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

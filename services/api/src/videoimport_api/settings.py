@@ -9,6 +9,7 @@ from videoimport_api.domain.media_links import parse_secret
 
 # A video entry with generous metadata stays well below this; it bounds memory per request.
 BYTES_PER_VIDEO = 16 * 1024
+GIB = 1024 * 1024 * 1024
 MAX_MEDIA_LINK_TTL = 365 * 24 * 3600
 
 
@@ -27,6 +28,20 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds a media link in a status stays valid."""
     allow_private_urls: bool = False
     """Accept IP literals of non-public addresses in ``url`` and ``webhook``."""
+    loopback_only_urls: bool = False
+    """Tests and fuzzing: ``url`` and ``webhook`` must name loopback (127.0.0.0/8, ::1,
+    localhost), and the dry run's probe connects to nothing else; wins over
+    ``allow_private_urls``."""
+    max_video_bytes: int = 5 * GIB
+    """The ingester's limit (the same variable): a dry run calls a bigger video too large."""
+    dry_run_probe_timeout: float = 5.0
+    """Seconds one URL's probe (HEAD, ranged GET, redirects) may take in a dry run."""
+    dry_run_deadline: float = 20.0
+    """Seconds a dry run may spend probing; URLs not probed by then are reported unchecked."""
+    dry_run_request_probes: int = 8
+    """URLs one dry run probes at once."""
+    dry_run_process_probes: int = 32
+    """URLs all dry runs of this process probe at once (one client cannot take them all)."""
     s3_endpoint: str = ""
     s3_access_key: str = ""
     s3_secret_key: str = ""
@@ -44,6 +59,13 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
         if not 0 < self.media_link_ttl <= MAX_MEDIA_LINK_TTL:
             raise ValueError(
                 f"media_link_ttl must be a positive number of seconds, at most {MAX_MEDIA_LINK_TTL}"
+            )
+        for name in ("dry_run_probe_timeout", "dry_run_deadline", "max_video_bytes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if not 0 < self.dry_run_request_probes <= self.dry_run_process_probes:
+            raise ValueError(
+                "dry_run_request_probes must be positive and at most dry_run_process_probes"
             )
         if self.media_signing_key:
             try:

@@ -50,19 +50,11 @@ async def projected_status(
     """
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            job = await conn.fetchrow(
-                "SELECT job_id, state, video_count, started_at, finished_at,"
-                " success, skipped, failed, webhook_state, webhook_attempts,"
-                " webhook_last_status, webhook_last_error,"
-                " webhook_next_attempt_at, webhook_delivered_at"
-                " FROM status_jobs WHERE job_id = $1 AND project = $2",
-                job_id,
-                project,
-            )
+            job = await projected_job(conn, project, job_id)
             if job is None:
                 return None
             videos = []
-            if job["state"] != STARTED:
+            if job.state != STARTED:
                 videos = await conn.fetch(
                     "SELECT idx, system_name, external_id, state, reason, code, media_id,"
                     " mime_type, storage_key, link_expired FROM status_videos"
@@ -72,19 +64,32 @@ async def projected_status(
     except asyncpg.UndefinedTableError:
         # The projector creates its tables when it first starts; until then nothing is projected.
         return None
-    return (
-        JobRow(
-            job_id=job["job_id"],
-            state=job["state"],
-            video_count=job["video_count"],
-            started_at=job["started_at"],
-            finished_at=job["finished_at"],
-            success=job["success"] or 0,
-            skipped=job["skipped"] or 0,
-            failed=job["failed"] or 0,
-            webhook=_webhook(job),
-        ),
-        [VideoRow(**dict(v)) for v in videos],
+    return job, [VideoRow(**dict(v)) for v in videos]
+
+
+async def projected_job(conn: asyncpg.Connection, project: str, job_id: str) -> JobRow | None:
+    """The job's ``status_jobs`` row; the caller chooses the snapshot."""
+    job = await conn.fetchrow(
+        "SELECT job_id, state, video_count, started_at, finished_at,"
+        " success, skipped, failed, webhook_state, webhook_attempts,"
+        " webhook_last_status, webhook_last_error,"
+        " webhook_next_attempt_at, webhook_delivered_at"
+        " FROM status_jobs WHERE job_id = $1 AND project = $2",
+        job_id,
+        project,
+    )
+    if job is None:
+        return None
+    return JobRow(
+        job_id=job["job_id"],
+        state=job["state"],
+        video_count=job["video_count"],
+        started_at=job["started_at"],
+        finished_at=job["finished_at"],
+        success=job["success"] or 0,
+        skipped=job["skipped"] or 0,
+        failed=job["failed"] or 0,
+        webhook=_webhook(job),
     )
 
 

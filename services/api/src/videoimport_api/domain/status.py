@@ -12,7 +12,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import msgspec
-from videoimport_events import JobStatus, VideoState, WebhookState
+from videoimport_events import JobStatus, VideoPhase, VideoState, WebhookState
 
 STARTED: Final[JobStatus] = "started"
 
@@ -55,6 +55,15 @@ class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
     storage_key: str | None = None
     link_expired: bool = False
     """The object was deleted (superseded by a re-import): no link any more."""
+
+
+class VideoProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a video without a result is, as the ingester's work queue says."""
+
+    phase: str | None = None
+    """NULL (queued), ``downloading`` or ``storing``; anything else reads as queued."""
+    bytes_done: int | None = None
+    bytes_total: int | None = None
 
 
 def timestamp(value: datetime) -> str:
@@ -146,4 +155,43 @@ def render_status(job: JobRow, videos: list[VideoRow], link: Link) -> dict[str, 
     document["videos"] = [render_video(v, link) for v in ordered]
     if job.webhook is not None:
         document["webhook"] = render_webhook(job.webhook)
+    return document
+
+
+def running_phase(progress: VideoProgress | None) -> VideoPhase:
+    """The phase of a video without a result; no queue row yet (or any more) is queued."""
+    phase = None if progress is None else progress.phase
+    if phase == "downloading":
+        return "downloading"
+    if phase == "storing":
+        return "storing"
+    return "queued"
+
+
+def render_paged_video(
+    video: VideoRow, progress: VideoProgress | None, link: Link
+) -> dict[str, Any]:
+    if video.state is not None:
+        return {**render_video(video, link), "phase": "done"}
+    phase = running_phase(progress)
+    rendered: dict[str, Any] = {"state": STARTED, "phase": phase}
+    if phase != "queued" and progress is not None:
+        rendered["bytesDownloaded"] = progress.bytes_done or 0
+    rendered["bytesTotal"] = None if progress is None else progress.bytes_total
+    rendered["systemName"] = video.system_name
+    rendered["externalId"] = video.external_id
+    return rendered
+
+
+def render_paged_status(
+    job: JobRow,
+    videos: list[VideoRow],
+    progress: dict[int, VideoProgress],
+    link: Link,
+    next_cursor: str | None,
+) -> dict[str, Any]:
+    """The status with one page of videos (any job, running or not) and ``nextCursor``."""
+    document = render_status(job, [], link)
+    document["videos"] = [render_paged_video(v, progress.get(v.idx), link) for v in videos]
+    document["nextCursor"] = next_cursor
     return document

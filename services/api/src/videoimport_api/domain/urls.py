@@ -19,7 +19,12 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import idna
-from videoimport_eventlog.addresses import is_public, parse_address
+from videoimport_eventlog.addresses import (
+    is_localhost_name,
+    is_loopback,
+    is_public,
+    parse_address,
+)
 
 from videoimport_api.domain.json_limits import identity_problem, shown
 
@@ -128,3 +133,15 @@ def forbidden_literal(url: str) -> bool:
     host = urlsplit(url).hostname
     address = literal_address(host) if host else None
     return address is not None and not is_public(address)
+
+
+def outside_loopback(url: str) -> bool:
+    """Whether ``url`` (valid per ``url_problem``) names anything but loopback: an
+    address outside 127.0.0.0/8 and ::1, or a name other than ``localhost``."""
+    host = urlsplit(url).hostname
+    if not host:
+        return True
+    address = literal_address(host)
+    if address is not None:
+        return not is_loopback(address)
+    return not is_localhost_name(host)

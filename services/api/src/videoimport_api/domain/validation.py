@@ -29,7 +29,7 @@ from videoimport_api.domain.json_limits import (
     identity_problem,
 )
 from videoimport_api.domain.json_scan import refused_surrogate, refused_too_deep, where
-from videoimport_api.domain.urls import FORBIDDEN_ADDRESS, forbidden_literal
+from videoimport_api.domain.urls import FORBIDDEN_ADDRESS, forbidden_literal, outside_loopback
 from videoimport_api.domain.urls import url_problem as url_problem
 
 CONTEXT_MAX_BYTES = 8192
@@ -61,8 +61,9 @@ class Invalid(msgspec.Struct, frozen=True):
 
 
 def parse_import_request(
-    body: bytes, *, max_batch: int, allow_private: bool = False
+    body: bytes, *, max_batch: int, allow_private: bool = False, loopback_only: bool = False
 ) -> ImportCommand | Invalid:
+    """``loopback_only`` (tests, fuzzing) also refuses every URL whose host is not loopback."""
     try:
         document = msgspec.json.decode(body)
     except RecursionError:
@@ -84,9 +85,18 @@ def parse_import_request(
             errors = errors[:MAX_REPORTED_ERRORS]
             errors.append(FieldError("body", f"{hidden} more errors not shown"))
         return Invalid(errors)
-    return ImportCommand(
+    command = ImportCommand(
         system_name=system_name, videos=tuple(videos), webhook=webhook, context=context
     )
+    refused = _outside_loopback(command) if loopback_only else []
+    return Invalid(refused[:MAX_REPORTED_ERRORS]) if refused else command
+
+
+def _outside_loopback(command: ImportCommand) -> list[FieldError]:
+    urls = [("webhook", command.webhook)]
+    urls += [(f"videos[{i}].url", video.url) for i, video in enumerate(command.videos)]
+    reason = f"{FORBIDDEN_ADDRESS}: only loopback hosts are accepted (loopback-only mode)"
+    return [FieldError(field, reason) for field, url in urls if url and outside_loopback(url)]
 
 
 def _json_problem(body: bytes, exc: Exception) -> str:
