@@ -10,6 +10,8 @@ secrets, dead letters and republishing.
     videoimport webhook redeliver JOB (see ``redelivery``)
     videoimport projections rebuild [--check] (see ``projections``)
     videoimport audit verify (see ``audit``)
+    videoimport import FILE, videoimport status JOB, videoimport jobs: the API client,
+    no database (see ``client``)
     videoimport events [filters] [--follow], videoimport history PROJECT SYSTEM ID
     (see ``log_reader``)
 
@@ -32,7 +34,15 @@ import asyncpg
 import msgspec
 from videoimport_eventlog import schema
 
-from videoimport_projects import audit, credentials, log_reader, operations, projections, redelivery
+from videoimport_projects import (
+    audit,
+    client,
+    credentials,
+    log_reader,
+    operations,
+    projections,
+    redelivery,
+)
 from videoimport_projects.config import ProjectConfig, parse_config
 from videoimport_projects.registry import (
     ProjectExists,
@@ -163,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="videoimport",
         description=(
             "Manage the video import: projects, tokens, webhook secrets and redelivery,"
-            " dead letters, republishing."
+            " dead letters, republishing; import files and follow jobs through the API."
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,11 +195,14 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_commands(commands, common)
     log_reader.add_commands(commands, common)
     projections.add_commands(commands, common)
+    client.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in client.COMMANDS:
+        return client.run(args)
     try:
         output = asyncio.run(_run(args))
     except CliError as exc:
