@@ -9,9 +9,11 @@ reuse it instead of starting one.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from videoimport_devstack import LocalStack, StackInfo, read_stack_info
 from videoimport_eventlog import schema
 
 REPO = Path(__file__).resolve().parent.parent
+DROP_DATABASE_SECONDS = 30.0
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +63,26 @@ async def pg_dsn(stack: StackInfo) -> AsyncIterator[str]:
     yield _with_database(stack.postgres_dsn, name)
     admin = await asyncpg.connect(stack.postgres_dsn)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _drop_database(admin, name)
     finally:
         await admin.close()
+
+
+async def _drop_database(admin: asyncpg.Connection, name: str) -> None:
+    """DROP … WITH (FORCE), waiting out a backend our role may not terminate.
+
+    FORCE ends the test's own connections, but an autovacuum worker on the
+    database belongs to the server's superuser: the drop is refused until it ends
+    (in a moment)."""
+    deadline = time.monotonic() + DROP_DATABASE_SECONDS
+    while True:
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 @pytest.fixture

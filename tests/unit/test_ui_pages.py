@@ -1,44 +1,22 @@
-"""The operator pages' pure parts: the job list cursor, the progress bar, phases."""
+"""The operator pages' pure parts: the progress bar, phases, page contexts."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
+from videoimport_api.domain.listing import ListedJob
 from videoimport_api.ui import pages
-from videoimport_api.ui.pages import JobListRow, JobPage, TimelineEntry, VideoLine, WebhookAttempt
+from videoimport_api.ui.pages import JobPage, TimelineEntry, VideoLine, WebhookAttempt
 
 T0 = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 
 
-def job(job_id: str = "p2k7w9x4c3md", started_at: datetime = T0, **counts: int) -> JobListRow:
-    return JobListRow(
+def job(job_id: str = "p2k7w9x4c3md", started_at: datetime = T0, **counts: int) -> ListedJob:
+    return ListedJob(
         job_id=job_id, system_name="archive", state="started", video_count=4, started_at=started_at,
         **counts,
     )  # fmt: skip
-
-
-def test_a_cursor_round_trips_the_last_row() -> None:
-    row = job(started_at=T0 + timedelta(microseconds=17))
-    cursor = pages.decode_cursor(pages.encode_cursor(row))
-    assert cursor == pages.JobsCursor(row.started_at, row.job_id)
-
-
-@pytest.mark.parametrize(
-    "value",
-    ["", "%%%", "bm90IGpzb24", "W10", "x" * 201, "WyIyMDI2LTExLTI4VDA5OjMwOjAwIiwiYSJd"],
-    ids=["empty", "not-base64", "not-json", "empty-array", "too-long", "naive-time"],
-)
-def test_a_cursor_we_did_not_make_is_refused(value: str) -> None:
-    assert pages.decode_cursor(value) is None
-
-
-def test_only_a_page_with_more_rows_has_a_next_cursor() -> None:
-    rows = [job(f"job{i}", T0 - timedelta(minutes=i)) for i in range(3)]
-    assert pages.next_cursor(rows[:2], 2) is None
-    cursor = pages.next_cursor(rows, 2)
-    assert cursor is not None
-    assert pages.decode_cursor(cursor) == pages.JobsCursor(rows[1].started_at, "job1")
 
 
 def test_the_progress_bar_stacks_results_then_pending() -> None:

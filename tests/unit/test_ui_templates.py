@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from videoimport_api.domain.listing import ListedJob
 from videoimport_api.ui import pages, template_config
-from videoimport_api.ui.pages import JobListRow, JobPage, TimelineEntry, VideoLine, WebhookAttempt
+from videoimport_api.ui.pages import JobPage, TimelineEntry, VideoLine, WebhookAttempt
 
 T0 = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script>'
@@ -16,7 +17,7 @@ def render(name: str, context: dict[str, object]) -> str:
 
 
 def test_client_data_on_a_job_page_is_escaped() -> None:
-    job = JobListRow(job_id="j1", system_name=HOSTILE, state="started", video_count=1,
+    job = ListedJob(job_id="j1", system_name=HOSTILE, state="started", video_count=1,
                      started_at=T0)  # fmt: skip
     page = JobPage(
         job=job,
@@ -37,7 +38,7 @@ def test_client_data_on_a_job_page_is_escaped() -> None:
 
 
 def test_a_finished_job_page_does_not_refresh() -> None:
-    job = JobListRow(job_id="j1", system_name="s", state="success", video_count=0, started_at=T0,
+    job = ListedJob(job_id="j1", system_name="s", state="success", video_count=0, started_at=T0,
                      finished_at=T0)  # fmt: skip
     page = JobPage(job=job, videos=[], webhook_attempts=[], timeline=[], timeline_truncated=False)
     assert "http-equiv" not in render("job.html", pages.job_context("p", page, 2000))
@@ -45,13 +46,13 @@ def test_a_finished_job_page_does_not_refresh() -> None:
 
 def test_the_job_list_links_each_job_and_the_next_page() -> None:
     rows = [
-        JobListRow(job_id=f"job/{i}?", system_name="s", state="started", video_count=1,
+        ListedJob(job_id=f"job/{i}?", system_name="s", state="started", video_count=1,
                    started_at=T0)
         for i in range(3)
     ]  # fmt: skip
-    html = render("jobs.html", pages.jobs_context("p", rows, 2, first_page=True))
+    html = render("jobs.html", pages.jobs_context("p", rows[:2], "Y3Vyc29y", first_page=True))
     assert 'href="/ui/jobs/job/0%3F"' in html and "job/2?" not in html
-    assert 'href="/ui/jobs?cursor=' in html
+    assert 'href="/ui/jobs?cursor=Y3Vyc29y"' in html
 
 
 def test_the_sign_in_form_posts_the_token_field() -> None:

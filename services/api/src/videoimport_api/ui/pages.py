@@ -5,31 +5,17 @@ Everything here is rendered by autoescaping templates; nothing is marked safe.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any, Final
 
 import msgspec
 from videoimport_events import VideoPhase
 
+from videoimport_api.domain.listing import ListedJob
 from videoimport_api.domain.status import timestamp
 
 PROGRESS_WIDTH: Final = 100
 """The progress bar's SVG viewBox width; segments are drawn in these units."""
-MAX_CURSOR_CHARS: Final = 200
-
-
-class JobListRow(msgspec.Struct, frozen=True, kw_only=True):
-    job_id: str
-    system_name: str
-    state: str
-    video_count: int
-    started_at: datetime
-    finished_at: datetime | None = None
-    success: int = 0
-    skipped: int = 0
-    failed: int = 0
 
 
 class VideoLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,7 +53,7 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
 class JobPage(msgspec.Struct, frozen=True, kw_only=True):
     """One job as read in one snapshot: its summary, videos, webhook and events."""
 
-    job: JobListRow
+    job: ListedJob
     videos: list[VideoLine]
     webhook_attempts: list[WebhookAttempt]
     timeline: list[TimelineEntry]
@@ -82,37 +68,6 @@ class Segment(msgspec.Struct, frozen=True):
 
 
 # --------------------------------------------------------------------------- cursor
-
-
-class JobsCursor(msgspec.Struct, frozen=True, array_like=True):
-    """The last row of a page of the job list: the next page starts after it."""
-
-    started_at: datetime
-    job_id: str
-
-
-def encode_cursor(row: JobListRow) -> str:
-    raw = msgspec.json.encode(JobsCursor(row.started_at, row.job_id))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(value: str) -> JobsCursor | None:
-    """The cursor a page link carried; None when it is not one we made."""
-    if not value or len(value) > MAX_CURSOR_CHARS:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        cursor = msgspec.json.decode(raw, type=JobsCursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        return None
-    if cursor.started_at.tzinfo is None:
-        return None
-    return cursor
-
-
-def next_cursor(rows: list[JobListRow], limit: int) -> str | None:
-    """Given up to ``limit + 1`` rows, the cursor of the next page (None on the last)."""
-    return encode_cursor(rows[limit - 1]) if len(rows) > limit else None
 
 
 # --------------------------------------------------------------------------- rendering
@@ -174,7 +129,7 @@ def when(value: datetime | None) -> str:
     return "" if value is None else timestamp(value)
 
 
-def job_card(job: JobListRow) -> dict[str, Any]:
+def job_card(job: ListedJob) -> dict[str, Any]:
     return {
         "id": job.job_id,
         "state": job.state,
@@ -191,12 +146,13 @@ def job_card(job: JobListRow) -> dict[str, Any]:
 
 
 def jobs_context(
-    project: str, rows: list[JobListRow], limit: int, first_page: bool
+    project: str, rows: list[ListedJob], next_cursor: str | None, first_page: bool
 ) -> dict[str, Any]:
+    """A page of the job list; ``next_cursor`` is the API listing's (``domain.listing``)."""
     return {
         "project": project,
-        "jobs": [job_card(row) for row in rows[:limit]],
-        "next_cursor": next_cursor(rows, limit),
+        "jobs": [job_card(row) for row in rows],
+        "next_cursor": next_cursor,
         "first_page": first_page,
     }
 

@@ -11,10 +11,9 @@ from typing import Final
 import asyncpg
 from videoimport_events import job_stream
 
+from videoimport_api.domain.listing import ListedJob
 from videoimport_api.ui.pages import (
-    JobListRow,
     JobPage,
-    JobsCursor,
     TimelineEntry,
     VideoLine,
     WebhookAttempt,
@@ -26,33 +25,6 @@ TIMELINE_CAP: Final = 2000
 _JOB_COLUMNS = (
     "job_id, system_name, state, video_count, started_at, finished_at, success, skipped, failed"
 )
-
-
-async def list_jobs(
-    conn: asyncpg.Connection, project: str, after: JobsCursor | None, limit: int
-) -> list[JobListRow]:
-    """Up to ``limit + 1`` jobs, newest first, after the cursor (keyset paging)."""
-    try:
-        if after is None:
-            rows = await conn.fetch(
-                f"SELECT {_JOB_COLUMNS} FROM status_jobs WHERE project = $1"
-                " ORDER BY started_at DESC, job_id DESC LIMIT $2",
-                project,
-                limit + 1,
-            )
-        else:
-            rows = await conn.fetch(
-                f"SELECT {_JOB_COLUMNS} FROM status_jobs WHERE project = $1"
-                " AND (started_at, job_id) < ($2, $3)"
-                " ORDER BY started_at DESC, job_id DESC LIMIT $4",
-                project,
-                after.started_at,
-                after.job_id,
-                limit + 1,
-            )
-    except asyncpg.UndefinedTableError:
-        return []  # the projector has not created its tables yet
-    return [_job(row) for row in rows]
 
 
 async def job_page(conn: asyncpg.Connection, project: str, job_id: str) -> JobPage | None:
@@ -92,8 +64,8 @@ async def job_page(conn: asyncpg.Connection, project: str, job_id: str) -> JobPa
     )
 
 
-def _job(row: asyncpg.Record) -> JobListRow:
-    return JobListRow(
+def _job(row: asyncpg.Record) -> ListedJob:
+    return ListedJob(
         job_id=row["job_id"],
         system_name=row["system_name"],
         state=row["state"],
@@ -106,7 +78,7 @@ def _job(row: asyncpg.Record) -> JobListRow:
     )
 
 
-async def _projected_job(conn: asyncpg.Connection, project: str, job_id: str) -> JobListRow | None:
+async def _projected_job(conn: asyncpg.Connection, project: str, job_id: str) -> ListedJob | None:
     try:
         async with conn.transaction():  # a savepoint: a missing table must not end the snapshot
             row = await conn.fetchrow(
@@ -119,7 +91,7 @@ async def _projected_job(conn: asyncpg.Connection, project: str, job_id: str) ->
     return None if row is None else _job(row)
 
 
-async def _requested_job(conn: asyncpg.Connection, project: str, job_id: str) -> JobListRow | None:
+async def _requested_job(conn: asyncpg.Connection, project: str, job_id: str) -> ListedJob | None:
     """The job as its ``ImportRequested`` recorded it, while the projector lags."""
     row = await conn.fetchrow(
         "SELECT occurred_at, data->>'system_name' AS system_name,"
@@ -131,7 +103,7 @@ async def _requested_job(conn: asyncpg.Connection, project: str, job_id: str) ->
     )
     if row is None:
         return None
-    return JobListRow(
+    return ListedJob(
         job_id=job_id,
         system_name=row["system_name"],
         state="started",
@@ -148,7 +120,11 @@ async def _videos(conn: asyncpg.Connection, project: str, job_id: str) -> list[V
                 "SELECT v.idx, v.system_name, v.external_id, v.state, v.code, v.reason,"
                 " v.media_id, t.phase, t.bytes_done, t.bytes_total"
                 " FROM status_videos v LEFT JOIN LATERAL ("
-                "  SELECT phase, bytes_done, bytes_total FROM ingest_tasks"
+                # A row whose worker died (lease run out) is queued again.
+                "  SELECT CASE WHEN lease_until > now() THEN phase END AS phase,"
+                "  CASE WHEN lease_until > now() THEN bytes_done END AS bytes_done,"
+                "  CASE WHEN lease_until > now() THEN bytes_total END AS bytes_total"
+                "  FROM ingest_tasks"
                 "  WHERE project = $2 AND job_id = v.job_id AND video_index = v.idx"
                 "  ORDER BY position DESC LIMIT 1"
                 " ) t ON v.state IS NULL"

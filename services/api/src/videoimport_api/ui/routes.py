@@ -10,12 +10,16 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any, Final
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from videoimport_projects import TokenGrant, grant_for
 
+from videoimport_api.adapters import jobs
+from videoimport_api.domain import listing
+from videoimport_api.domain.errors import ApiError
 from videoimport_api.handlers import STATUS_SCOPES, Dependencies
 from videoimport_api.ui import pages, queries, session
 
@@ -136,13 +140,18 @@ def ui_handlers(deps: Dependencies) -> list[HTTPRouteHandler]:
         grant = await _signed_in(deps, request)
         if grant is None:
             return _to_sign_in()
-        raw_cursor = request.query_params.get("cursor")
-        after = None if raw_cursor is None else pages.decode_cursor(raw_cursor)
-        if raw_cursor is not None and after is None:
+        # The API's listing, cursor and all: one keyset page of the project's jobs.
+        raw_cursor = request.query_params.getall("cursor", [])
+        try:
+            query = listing.parse_jobs_query({"cursor": raw_cursor} if raw_cursor else {})
+        except ApiError:
             return _error(400, "invalid cursor: follow the page links")
+        query = msgspec.structs.replace(query, limit=JOBS_PER_PAGE)
         async with deps.pool.acquire() as conn:
-            rows = await queries.list_jobs(conn, grant.project, after, JOBS_PER_PAGE)
-        context = pages.jobs_context(grant.project, rows, JOBS_PER_PAGE, first_page=after is None)
+            rows = await jobs.list_jobs(conn, grant.project, query)
+        page, more = listing.page_of(rows, query.limit)
+        next_cursor = listing.next_jobs_cursor(query, page, more)
+        context = pages.jobs_context(grant.project, page, next_cursor, query.after is None)
         return _page("jobs.html", context)
 
     @get("/ui/jobs/{job_id:str}", **hooks)
