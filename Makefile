@@ -55,8 +55,11 @@ typecheck: uv
 
 check: lint typecheck
 
+# BENCH_ARGS: e.g. "--only bulk --bulk-videos 2000"; the page is rewritten from the results.
+BENCH_ARGS ?=
 bench: install
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
+	$(PY) -m benchmarks.performance_doc
 
 # Its own stack in a temporary directory; about 20 minutes on two cores.
 RELIABILITY_ARGS ?= --write-docs

@@ -18,10 +18,10 @@ from typing import Any
 
 from videoimport_devstack import LocalStack, StackInfo
 
-from . import e2e, eventlog, fairness, rebuild, transfer
+from . import bulk, e2e, eventlog, fairness, latency, rebuild, status_reads, transfer
 from .common import RESULTS_FILE, Result
 
-BENCHMARKS = ("eventlog", "transfer", "e2e", "fairness", "rebuild")
+BENCHMARKS = ("eventlog", "transfer", "e2e", "fairness", "rebuild", "bulk", "latency", "status")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=50_000,
         help="events in the log the rebuild benchmark rebuilds from (--quick: 5000)",
     )
+    parser.add_argument(
+        "--bulk-videos",
+        type=int,
+        action="append",
+        help="videos of one bulk run (repeatable; default: 200 and 2000; --quick: 50 and 100)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a smoke run)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="results JSON file")
     args = parser.parse_args(argv)
@@ -66,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--backlog must be at least 1")
     if args.rebuild_events < 1:
         parser.error("--rebuild-events must be at least 1")
+    if any(count < 1 for count in args.bulk_videos or []):
+        parser.error("--bulk-videos must be at least 1")
     return args
 
 
@@ -101,6 +109,13 @@ async def run_all(
             events=min(args.rebuild_events, 5000) if args.quick else args.rebuild_events,
             quick=args.quick,
         )
+    if "bulk" in selected:
+        default_counts = [50, 100] if args.quick else [200, 2000]
+        await bulk.run(stack, results, work_dir, video_counts=args.bulk_videos or default_counts)
+    if "latency" in selected:
+        await latency.run(stack, results, work_dir, quick=args.quick)
+    if "status" in selected:
+        await status_reads.run(stack, results, work_dir, quick=args.quick)
 
 
 def write_results(

@@ -35,20 +35,29 @@ class Result:
     baseline: float
     baseline_name: str
     details: dict[str, Any] = field(default_factory=dict)
+    goal: str = ""
+    """The issue's goal for this figure, as printed (e.g. ``ratio ≥ 0.5``); empty: none."""
+    met: bool | None = None
+    """Whether this run reached ``goal`` (None: no goal)."""
 
     @property
     def ratio(self) -> float:
         return self.value / self.baseline if self.baseline else math.nan
 
     def line(self) -> str:
-        return (
-            f"{self.name}: {_num(self.value)} {self.unit}"
-            f" | baseline ({self.baseline_name}) {_num(self.baseline)} {self.unit}"
-            f" | ratio {self.ratio:.2f}"
+        baseline = (
+            f"baseline ({self.baseline_name}) {_num(self.baseline)} {self.unit}"
+            if self.baseline
+            else f"baseline {self.baseline_name or '—'}"
         )
+        ratio = "—" if math.isnan(self.ratio) else f"{self.ratio:.2f}"
+        goal = f" (goal {self.goal}: {'met' if self.met else 'NOT met'})" if self.goal else ""
+        return f"{self.name}: {_num(self.value)} {self.unit} | {baseline} | ratio {ratio}{goal}"
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "ratio": self.ratio}
+        # No NaN in the file: strict JSON readers refuse it.
+        ratio = None if math.isnan(self.ratio) else self.ratio
+        return {**dataclasses.asdict(self), "ratio": ratio}
 
 
 def _num(value: float) -> str:
