@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 from videoimport_devstack import StackInfo
-from videoimport_eventlog import schema, store
+from videoimport_eventlog import audit_trail, schema, store
 from videoimport_events import VideoImportRequested, encode_event
 
 from .common import Result, fresh_database, median, report
@@ -149,7 +149,7 @@ async def run(stack: StackInfo, results: list[Result], *, quick: bool = False) -
                     ),
                     results,
                 )
-            checked = await store.verify_chain(conn)
+            checked = await audit_trail.verify_chain(conn)
             print(f"    hash chain verified over {checked:,} appended events", flush=True)
         finally:
             await conn.close()

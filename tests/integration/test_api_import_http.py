@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from videoimport_eventlog import store
+from videoimport_eventlog import audit_trail, store
 from videoimport_events import ImportRequested, VideoImportRequested
 
 from .api_harness import (
@@ -60,7 +60,7 @@ async def test_a_batch_is_recorded_as_one_job_and_one_request_per_video(
     conn = await asyncpg.connect(api.settings.database_url)
     try:
         events = await store.read_correlated(conn, job_id)
-        assert await store.verify_chain(conn) == 4
+        assert await audit_trail.verify_chain(conn) == 4
     finally:
         await conn.close()
     assert [(e.stream_id, e.stream_version) for e in events] == [

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from videoimport_eventlog import schema, store
+from videoimport_eventlog import audit_trail, schema, store
 from videoimport_eventlog.chain import row_hash
 from videoimport_events import VideoImportRequested
 from videoimport_ingester import domain
@@ -191,11 +191,11 @@ async def test_verify_names_a_removed_event_and_reordered_ones(
 async def reseal(conn: asyncpg.Connection, position: int, statement: str) -> None:
     """Edit a row and recompute every hash from it on: what the chain alone cannot catch."""
     await tamper(conn, statement)
-    verified = await store.check_chain(conn, up_to=position - 1)
+    verified = await audit_trail.check_chain(conn, up_to=position - 1)
     previous = verified.head
     async with conn.transaction():
         await conn.execute("ALTER TABLE events DISABLE TRIGGER events_immutable")
-        for row, _ in await store.read_chain(conn, position - 1, 10_000):
+        for row, _ in await audit_trail.read_chain(conn, position - 1, 10_000):
             previous = row_hash(previous, row)
             await conn.execute(
                 "UPDATE events SET hash = $1 WHERE position = $2", previous, row.position

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from videoimport_eventlog import schema, store
+from videoimport_eventlog import audit_trail, schema, store
 from videoimport_projects import project_config
 
 from tests.requests import requested_job
@@ -49,7 +49,7 @@ async def test_a_database_of_the_first_release_upgrades_in_place(pg_dsn: str) ->
         applied = await schema.migrate(conn)
         assert applied == list(range(1, schema.latest_version() + 1))
         # The data of the old release is all there and still verifies.
-        assert await store.verify_chain(conn) == 3
+        assert await audit_trail.verify_chain(conn) == 3
         events = await store.read_correlated(conn, "legacyjob0001")
         assert [e.event_type for e in events] == [
             "ImportRequested",
@@ -68,18 +68,18 @@ async def test_a_database_of_the_first_release_upgrades_in_place(pg_dsn: str) ->
             await store.append(conn, requested_job("newjob000001", 2, project="legacy"))
         versions = await conn.fetch("SELECT chain_version FROM events ORDER BY position")
         assert [r["chain_version"] for r in versions] == [1, 1, 1, 2, 2, 2]
-        assert await store.verify_chain(conn) == 6
+        assert await audit_trail.verify_chain(conn) == 6
         # A new row's "when" is sealed; an old row's is not (it never was).
         await conn.execute("ALTER TABLE events DISABLE TRIGGER events_immutable")
         await conn.execute(
             "UPDATE events SET occurred_at = occurred_at + interval '1 hour' WHERE position = 1"
         )
-        assert await store.verify_chain(conn) == 6
+        assert await audit_trail.verify_chain(conn) == 6
         await conn.execute(
             "UPDATE events SET occurred_at = occurred_at + interval '1 hour' WHERE position = 5"
         )
         with pytest.raises(store.ChainBroken, match="position 5: hash mismatch"):
-            await store.verify_chain(conn)
+            await audit_trail.verify_chain(conn)
         await conn.execute("ALTER TABLE events ENABLE TRIGGER events_immutable")
         # The new tables work next to the old data.
         await conn.execute(

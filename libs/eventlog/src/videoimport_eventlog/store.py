@@ -6,14 +6,14 @@ transaction ends. So a reader that reads ``position > last_seen`` in order can
 never see position n+1 before n has committed, and never has to skip a gap.
 
 Each row also carries ``hash = sha256(previous hash || this row's bytes)``, so
-an auditor can verify the whole log is complete and unchanged (``verify_chain``;
-the formula is in ``chain``).
+an auditor can verify the whole log is complete and unchanged
+(``audit_trail.verify_chain``; the formula is in ``chain``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,7 @@ from videoimport_events import (
 )
 
 # GENESIS_HASH, ChainBroken and chain_hash are re-exported: callers know them from here.
-from videoimport_eventlog.chain import CURRENT_CHAIN, ChainRow, ChainVerifier, row_hash
+from videoimport_eventlog.chain import CURRENT_CHAIN, ChainRow, row_hash
 from videoimport_eventlog.chain import GENESIS_HASH as GENESIS_HASH
 from videoimport_eventlog.chain import ChainBroken as ChainBroken
 from videoimport_eventlog.chain import chain_hash as chain_hash
@@ -100,23 +100,25 @@ _COLUMNS = (
 )
 
 
-# The last row and the server's clock in one round trip (an empty log gives NULLs).
-_HEAD = (
-    "SELECT clock_timestamp() AS now, last.position, last.hash FROM (SELECT 1) AS one"
-    " LEFT JOIN (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) AS last"
-    " ON true"
-)
-_CHAIN_COLUMNS = (
-    "position, event_id, stream_id, stream_version, event_type, schema_version, data::text,"
-    " project, correlation_id, causation_id, occurred_at, recorded_at, chain_version, hash"
-)
+# Takes the append lock, then reads the last row and the server's clock: one round
+# trip (an empty log gives NULLs). A function so that the read sees the rows of the
+# writer the lock waited for (migration 0011 says why).
+_LOCK_AND_HEAD = "SELECT locked_at, head_position, head_hash FROM events_lock_head($1)"
 
-
-def _chain_row(row: asyncpg.Record) -> tuple[ChainRow, bytes]:
-    # _CHAIN_COLUMNS are named as ChainRow's fields, plus the stored hash.
-    columns = dict(row.items())
-    stored_hash = bytes(columns.pop("hash"))
-    return ChainRow(**columns), stored_hash
+# Every row and the notification in one statement, from one array per column:
+# one round trip however many events (a data-modifying CTE always runs to the end).
+_INSERT_AND_NOTIFY = (
+    "WITH inserted AS (INSERT INTO events (position, event_id, stream_id, stream_version,"
+    " event_type, schema_version, data, project, correlation_id, causation_id, occurred_at,"
+    " recorded_at, chain_version, hash)"
+    " SELECT position, event_id, stream_id, stream_version, event_type, schema_version,"
+    " data::json, project, correlation_id, causation_id, occurred_at, $12, $13, hash"
+    " FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[],"
+    " $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $14::bytea[])"
+    " AS r(position, event_id, stream_id, stream_version, event_type, schema_version, data,"
+    " project, correlation_id, causation_id, occurred_at, hash))"
+    " SELECT pg_notify($15, $16)"
+)
 
 
 def _recorded(row: asyncpg.Record) -> RecordedEvent:
@@ -158,7 +160,7 @@ async def append(
                 f"{type(new.event).type_name()} for {new.stream_id} is {len(data)} bytes;"
                 f" the limit is {MAX_EVENT_BYTES}"
             )
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+    head = await conn.fetchrow(_LOCK_AND_HEAD, APPEND_LOCK)
     if skip_existing:
         taken = await conn.fetch(
             "SELECT stream_id, stream_version FROM events"
@@ -177,13 +179,13 @@ async def append(
             return []
         events = [e for e, _ in kept]
         encoded = [d for _, d in kept]
-    head = await conn.fetchrow(_HEAD)
-    position: int = head["position"] or 0
-    previous: bytes = GENESIS_HASH if head["hash"] is None else bytes(head["hash"])
+    position: int = head["head_position"] or 0
+    previous: bytes = GENESIS_HASH if head["head_hash"] is None else bytes(head["head_hash"])
     # The writer sets recorded_at (the server's clock, read under the append lock)
     # instead of leaving it to the column default, so the hash can cover it.
-    recorded_at: datetime = head["now"]
-    rows: list[tuple[Any, ...]] = []
+    recorded_at: datetime = head["locked_at"]
+    rows: list[ChainRow] = []
+    hashes: list[bytes] = []
     for new, data in zip(events, encoded, strict=True):
         position += 1
         row = ChainRow(
@@ -202,19 +204,39 @@ async def append(
             chain_version=CURRENT_CHAIN,
         )
         previous = row_hash(previous, row)
-        rows.append((*row, previous))  # ChainRow is in the INSERT's column order
+        rows.append(row)
+        hashes.append(previous)
     try:
-        await conn.executemany(
-            "INSERT INTO events (position, event_id, stream_id, stream_version, event_type,"
-            " schema_version, data, project, correlation_id, causation_id, occurred_at,"
-            " recorded_at, chain_version, hash)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11, $12, $13, $14)",
-            rows,
+        await conn.execute(
+            _INSERT_AND_NOTIFY,
+            *_columns(rows),
+            recorded_at,
+            CURRENT_CHAIN,
+            hashes,
+            NOTIFY_CHANNEL,
+            str(position),
         )
     except asyncpg.UniqueViolationError as exc:
         raise StreamConflict(str(exc)) from exc
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(position))
-    return [r[0] for r in rows]
+    return [r.position for r in rows]
+
+
+def _columns(rows: list[ChainRow]) -> list[list[Any]]:
+    """The varying columns of ``rows`` (all but recorded_at and chain_version), one
+    list each, in ``_INSERT_AND_NOTIFY``'s parameter order."""
+    return [
+        [r.position for r in rows],
+        [r.event_id for r in rows],
+        [r.stream_id for r in rows],
+        [r.stream_version for r in rows],
+        [r.event_type for r in rows],
+        [r.schema_version for r in rows],
+        [r.data for r in rows],
+        [r.project for r in rows],
+        [r.correlation_id for r in rows],
+        [r.causation_id for r in rows],
+        [r.occurred_at for r in rows],
+    ]
 
 
 async def read_after(
@@ -242,49 +264,6 @@ async def read_correlated(conn: asyncpg.Connection, correlation_id: str) -> list
         correlation_id,
     )
     return [_recorded(r) for r in rows]
-
-
-async def read_chain(
-    conn: asyncpg.Connection, after: int, limit: int, up_to: int | None = None
-) -> list[tuple[ChainRow, bytes]]:
-    """Rows after ``after`` (at most up to ``up_to``) as the chain covers them, with
-    their stored hash; nothing is decoded, so events of unknown types verify too."""
-    rows = await conn.fetch(
-        f"SELECT {_CHAIN_COLUMNS} FROM events WHERE position > $1"
-        " AND ($2::bigint IS NULL OR position <= $2) ORDER BY position LIMIT $3",
-        after,
-        up_to,
-        limit,
-    )
-    return [_chain_row(r) for r in rows]
-
-
-async def check_chain(
-    conn: asyncpg.Connection,
-    *,
-    batch: int = 1000,
-    up_to: int | None = None,
-    progress: Callable[[ChainVerifier], None] | None = None,
-) -> ChainVerifier:
-    """Recompute the hash chain from position 1 (to ``up_to``), ``batch`` rows at a
-    time; ``progress`` sees the verifier after each batch. Returns it at the end
-    (``checked``, ``head``); raises ``ChainBroken`` at the first gap or mismatch."""
-    verifier = ChainVerifier()
-    while rows := await read_chain(conn, verifier.checked, batch, up_to):
-        for row, stored_hash in rows:
-            verifier.check(row, stored_hash)
-        if progress is not None:
-            progress(verifier)
-    return verifier
-
-
-async def verify_chain(conn: asyncpg.Connection, batch: int = 1000) -> int:
-    """Recompute the hash chain; returns the number of events checked.
-
-    Raises ``ChainBroken`` (a ``ValueError``) naming the first position that is
-    missing or altered.
-    """
-    return (await check_chain(conn, batch=batch)).checked
 
 
 async def read_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> RecordedEvent | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import asyncpg
-from videoimport_eventlog import store
+from videoimport_eventlog import audit_trail, store
 from videoimport_eventlog.chain import ChainVerifier
 
 from videoimport_projects.event_filters import count_arg
@@ -123,7 +123,7 @@ async def verify(
     head: int = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
     bar = _ProgressBar(head, terminal) if terminal is not None else None
     try:
-        verified = await store.check_chain(conn, batch=batch, up_to=head, progress=bar)
+        verified = await audit_trail.check_chain(conn, batch=batch, up_to=head, progress=bar)
     except store.ChainBroken as broken:
         raise AuditFailed(
             f"log NOT verified: position {broken.position}: {broken.problem}"
