@@ -1,4 +1,4 @@
-"""Process plumbing shared by every service: logging, metrics, signals."""
+"""Process plumbing shared by every service: logging, metrics, signals, pools."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import structlog
 
 
@@ -52,3 +53,18 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
         await main(stop)
 
     asyncio.run(runner())
+
+
+async def skip_pool_reset(conn: asyncpg.Connection) -> None:
+    """A pool's ``reset=``: return a connection to the pool as it is.
+
+    asyncpg's default reset (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL``) costs a round trip per release and undoes session state that a
+    pool user of ours never creates: every advisory lock taken on a pooled
+    connection is transaction-scoped (released at commit), nothing runs a plain
+    ``SET``, ``LISTEN`` or ``DECLARE … WITH HOLD`` on one, and the connections
+    that do hold session state (the relay's leader lock, ``LogWakeup``'s LISTEN)
+    are dedicated ones. An open transaction is still rolled back and listener
+    callbacks dropped: asyncpg does that before calling this, whatever ``reset`` is.
+    A pool user that starts keeping session state must not use this.
+    """

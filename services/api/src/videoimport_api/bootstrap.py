@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from videoimport_eventlog import schema
 from videoimport_eventlog.addresses import scope_of
 from videoimport_eventlog.health import Probe
+from videoimport_eventlog.runtime import skip_pool_reset
 
 from videoimport_api.adapters.s3 import MediaStore
 from videoimport_api.adapters.url_probe import UrlProbe
@@ -63,7 +64,10 @@ async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
     """Connected, migrated dependencies; closed again on exit."""
     async with contextlib.AsyncExitStack() as stack:
         pool = await asyncpg.create_pool(
-            settings.database_url, min_size=1, max_size=settings.db_pool_size
+            settings.database_url,
+            min_size=1,
+            max_size=settings.db_pool_size,
+            reset=skip_pool_reset,  # the API keeps no session state: see skip_pool_reset
         )
         stack.push_async_callback(pool.close)
         await migrate(pool)

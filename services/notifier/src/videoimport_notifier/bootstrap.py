@@ -6,6 +6,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 from videoimport_eventlog import health, kafka, schema
 from videoimport_eventlog.retry import RetryPolicy
+from videoimport_eventlog.runtime import skip_pool_reset
 from videoimport_eventlog.settings import topic
 from videoimport_events import TOPICS
 
@@ -80,7 +81,10 @@ async def pool(settings: NotifierSettings) -> asyncpg.Pool:
     # wait on schedulers, so that cannot starve.)
     size = settings.webhook_concurrency + settings.max_in_flight + 2
     created: asyncpg.Pool = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=size
+        settings.database_url,
+        min_size=1,
+        max_size=size,
+        reset=skip_pool_reset,  # the notifier keeps no session state: see skip_pool_reset
     )
     return created
 

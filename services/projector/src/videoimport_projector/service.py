@@ -17,7 +17,7 @@ from videoimport_eventlog import health
 from videoimport_eventlog.faults import is_outage
 from videoimport_eventlog.isolation import PoisonGuard
 from videoimport_eventlog.loop import first_of, pause
-from videoimport_eventlog.subscription import LogWakeup
+from videoimport_eventlog.subscription import LogHead, LogWakeup
 
 from videoimport_projector import bootstrap, handlers
 from videoimport_projector import rebuild as rebuilding
@@ -80,7 +80,8 @@ class Projector:
 
     async def _follow(self, stop: asyncio.Event) -> None:
         conn = await bootstrap.connect(self.settings)
-        wakeup = LogWakeup(self.settings.poll_interval)
+        wakeup = LogWakeup(self.settings.poll_interval, self.settings.burst_wait)
+        head = LogHead(self.settings.lag_interval)
         last_retry_check = 0.0
         try:
             await wakeup.start(self.settings.database_url)
@@ -94,9 +95,13 @@ class Projector:
                 metrics.APPLIED.inc(progress.events)
                 metrics.COMPLETED.inc(progress.completed)
                 metrics.POSITION.set(progress.position)
-                metrics.LAG.set(max(0, await handlers.log_head(conn) - progress.position))
+                lag = await head.read(conn, wakeup.head) - progress.position
+                metrics.LAG.set(max(0, lag))
                 if progress.events < self.guard.batch_size:
-                    await first_of(wakeup.wait(), stop.wait())
+                    await first_of(
+                        wakeup.wait(after=progress.position, enough=self.guard.batch_size),
+                        stop.wait(),
+                    )
         finally:
             await wakeup.close()
             with contextlib.suppress(Exception):

@@ -78,11 +78,6 @@ async def tracked_position(conn: asyncpg.Connection) -> int:
     return await tracking.position_of(conn, TRACKING_NAME)
 
 
-async def log_head(conn: asyncpg.Connection) -> int:
-    head: int = await conn.fetchval("SELECT COALESCE(max(position), 0) FROM events")
-    return head
-
-
 async def park_next(conn: asyncpg.Connection, error: BaseException, attempts: int) -> int | None:
     """Park the event after the relay's position as a dead letter and move past it."""
     return await deadletters.park_next_in_log(conn, TRACKING_NAME, error, attempts)

@@ -19,7 +19,7 @@ from videoimport_eventlog import health
 from videoimport_eventlog.faults import is_outage
 from videoimport_eventlog.isolation import PoisonGuard
 from videoimport_eventlog.loop import first_of, pause
-from videoimport_eventlog.subscription import LogWakeup
+from videoimport_eventlog.subscription import LogHead, LogWakeup
 
 from videoimport_relay import bootstrap, handlers
 from videoimport_relay.adapters import leader, metrics
@@ -87,7 +87,7 @@ class Relay:
         log.info("relay stopped")
 
     async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
-        wakeup = LogWakeup(self.settings.poll_interval)
+        wakeup = LogWakeup(self.settings.poll_interval, self.settings.burst_wait)
         await wakeup.start(self.settings.database_url)
         try:
             while not stop.is_set():
@@ -131,6 +131,7 @@ class Relay:
         wakeup: LogWakeup,
         stop: asyncio.Event,
     ) -> None:
+        head = LogHead(self.settings.lag_interval)
         while not stop.is_set():
             await self._housekeeping(conn, producer)
             size = self.guard.batch(await handlers.tracked_position(conn))
@@ -141,9 +142,13 @@ class Relay:
                 self.guard.succeeded()
             metrics.PUBLISHED.inc(count)
             metrics.POSITION.set(position)
-            metrics.LAG.set(lag(await handlers.log_head(conn), position))
+            metrics.LAG.set(lag(await head.read(conn, wakeup.head), position))
             if count < size:
-                await first_of(wakeup.wait(), stop.wait(), timeout=self._until_housekeeping())
+                await first_of(
+                    wakeup.wait(after=position, enough=size),
+                    stop.wait(),
+                    timeout=self._until_housekeeping(),
+                )
 
     def _until_housekeeping(self) -> float:
         return max(

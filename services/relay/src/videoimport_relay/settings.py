@@ -16,6 +16,13 @@ class RelaySettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 500
     poll_interval: float = 1.0
     """Longest wait for new events when a NOTIFY got lost."""
+    burst_wait: float = 0.02
+    """When appends come closer together than this, how long a wake-up waits for
+    the rest of the burst before reading (unless a full batch is there): fewer,
+    fuller batches for at most this much latency; a lone append is read at once.
+    0: always read at once."""
+    lag_interval: float = 1.0
+    """How often the lag gauge reads the log's head (in between: what NOTIFY said)."""
     standby_interval: float = 2.0
     """How often a standby instance tries to become the leader."""
     retry_delay: float = 2.0
