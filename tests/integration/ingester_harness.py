@@ -41,6 +41,7 @@ from videoimport_ingester.adapters import tasks
 from videoimport_ingester.bootstrap import s3_client
 from videoimport_ingester.handlers import Ingester
 from videoimport_ingester.settings import Settings
+from videoimport_ingester.workers import Workers
 from videoimport_projects import MetadataField, ProjectConfig, create_project
 
 PROJECT = "news"
@@ -511,7 +512,7 @@ class RunningWorkers:
     """The ingester's workers alone, on rows queued by ``queue`` (no Kafka consumer)."""
 
     ingester: Ingester
-    workers: service.Workers
+    workers: Workers
     task: asyncio.Task[None]
 
     def check_alive(self) -> None:
@@ -531,10 +532,10 @@ class RunningWorkers:
 
 @asynccontextmanager
 async def running_workers(settings: Settings) -> AsyncIterator[RunningWorkers]:
-    """``service.Workers`` of a built ingester until the block ends (then stopped)."""
+    """``Workers`` of a built ingester until the block ends (then stopped)."""
     stop = asyncio.Event()
     async with bootstrap.build_ingester(settings) as ingester:
-        workers = service.Workers(ingester, settings, bootstrap.retry_policy(settings))
+        workers = Workers(ingester, settings, bootstrap.retry_policy(settings))
         running = RunningWorkers(ingester, workers, asyncio.create_task(workers.run(stop)))
         try:
             yield running

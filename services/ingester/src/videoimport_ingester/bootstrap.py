@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from videoimport_eventlog import health, schema
 from videoimport_eventlog import settings as env_settings
 from videoimport_eventlog.retry import RetryPolicy
+from videoimport_eventlog.runtime import skip_pool_reset
 from videoimport_events import TOPICS
 
 from videoimport_ingester.adapters.http_fetch import SafeFetcher, make_session
@@ -61,7 +62,12 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
     # Each worker: one connection for its request, one for its lease; plus the intake
     # and the readiness probe (which must not wait behind busy workers and say "down").
     pool = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=2 * settings.ingester_concurrency + 3
+        settings.database_url,
+        min_size=1,
+        max_size=2 * settings.ingester_concurrency + 3,
+        # No session state on pooled connections (only SET LOCAL / set_config(…, true)
+        # and transaction-scoped locks): see skip_pool_reset.
+        reset=skip_pool_reset,
     )
     async with pool.acquire() as conn:
         await schema.migrate(conn)

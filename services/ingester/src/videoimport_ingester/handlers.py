@@ -4,10 +4,11 @@ The Kafka side (``intake.Intake``) only queues each request (``ingest_tasks``), 
 offsets commit at once. ``Ingester.handle`` is what a worker runs for a queued
 request: load (inbox, project config, registry row), decide, download if
 needed, then commit the inbox row, the registry change and the event in one
-transaction. The registry row is re-read under ``FOR UPDATE`` in that
-transaction: if another job changed it since the decision, the decision is
-made again. When that transaction replaces the row's stored object, the old
-key is recorded in ``superseded_objects`` for the sweeper (``sweeper.py``).
+transaction, which also deletes the request's queue row. The registry row is
+re-read under ``FOR UPDATE`` in that transaction: if another job changed it
+since the decision, the decision is made again. When that transaction
+replaces the row's stored object, the old key is recorded in
+``superseded_objects`` for the sweeper (``sweeper.py``).
 Every S3 write is first recorded in the uploads ledger; the commit drops the
 entry of the object it registers, and the request's other writes are
 aborted/deleted right after it (``adapters/unsettled_uploads.py``).
@@ -25,7 +26,7 @@ from videoimport_projects import ProjectConfig, project_config
 from videoimport_projects.media_decision import Decision, MediaRecord
 
 from videoimport_ingester import domain
-from videoimport_ingester.adapters import metrics, registry, superseded, unsettled_uploads
+from videoimport_ingester.adapters import metrics, registry, superseded, tasks, unsettled_uploads
 from videoimport_ingester.adapters.http_fetch import FetchError
 from videoimport_ingester.adapters.s3_upload import S3Uploader
 from videoimport_ingester.domain import CONSUMER, Resolution, StoredObject
@@ -76,6 +77,10 @@ class Ingester:
         self, envelope: Envelope, report: ProgressReport | None = None
     ) -> domain.TerminalEvent | None:
         """Handle one request; returns the event appended, None when nothing was.
+
+        Its ``ingest_tasks`` row (if any) is gone when an event is returned: it is
+        deleted with the commit of the result (or once that commit's leftover
+        writes are settled). When None is returned the row is the caller's to finish.
 
         Raises for what is not the source's fault (database, S3, a bug): the
         worker retries, and the inbox makes a redo append nothing twice.
@@ -188,6 +193,10 @@ class Ingester:
                         leftovers = await unsettled_uploads.settle_in_commit(
                             conn, envelope.id, kept
                         )
+                        if not leftovers:
+                            # Nothing to settle after the commit: the queue row
+                            # goes with it (no crash point leaves it to be redone).
+                            await tasks.finish(conn, envelope.id)
                     else:
                         log.info("handled concurrently by another instance")
             except store.StreamConflict:
@@ -202,7 +211,12 @@ class Ingester:
         state = video_state(resolution.event)
         metrics.RESULTS.labels(state=state).inc()
         log.info("video import result", state=state, event_type=type(resolution.event).__name__)
-        await self._uploads.settle_all(leftovers, by="request")
+        if leftovers:
+            # The row stays until they are settled: a crash before then leaves it,
+            # and its next claim finds the request handled and settles them.
+            await self._uploads.settle_all(leftovers, by="request")
+            async with self._pool.acquire() as conn:
+                await tasks.finish(conn, envelope.id)
         return resolution.event
 
     async def _write_registry(

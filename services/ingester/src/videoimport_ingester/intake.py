@@ -1,7 +1,7 @@
 """The Kafka side of the ingester: queue each ``VideoImportRequested``, park the rest.
 
 One insert per message (``ingest_tasks``), so offsets commit at once and a rebalance
-never waits for a download; the workers (``service.Workers``) take it from there.
+never waits for a download; the workers (``workers.Workers``) take it from there.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ advisory lock, so the per-project and per-job counts they decide on are those of
 every instance at that moment. A claimed row carries a lease (``lease_owner``,
 ``lease_until`` on the database clock) that ``renew`` extends; a row is running
 while its lease is in the future, and claimable again when it runs out (its
-worker crashed). ``finish`` deletes a handled row; ``retry_later`` puts it back
+worker crashed). ``finish`` deletes a handled row (normally in the transaction
+that commits its result, ``handlers.Ingester``); ``retry_later`` puts it back
 with a delay; ``release`` hands rows back at once (a stopping instance).
 The running worker keeps ``phase`` and the byte counts up to date
 (``report_progress``); a row without a phase is queued, and every hand-back
@@ -64,36 +65,60 @@ async def enqueue(conn: asyncpg.Connection, envelope: Envelope) -> bool:
 _QUEUED = "phase = NULL, bytes_done = NULL, bytes_total = NULL"
 """No progress: what a row is again when nobody (or a new claimant) works on it yet."""
 
-_RUNNING = (
-    "SELECT project, job_id, count(*)::int AS running FROM ingest_tasks"
-    " WHERE lease_until > now() GROUP BY project, job_id"
-)
-# The first claimable row of every (project, job): not running, due, and no
-# earlier request of the same video still queued (each video in log order).
-_HEADS = (
-    "SELECT DISTINCT ON (project, job_id) event_id, project, job_id, position"
-    " FROM ingest_tasks t"
-    " WHERE (lease_until IS NULL OR lease_until <= now()) AND not_before <= now()"
-    " AND NOT EXISTS (SELECT 1 FROM ingest_tasks e"
-    "  WHERE e.video_key = t.video_key AND e.position < t.position)"
-    " ORDER BY project, job_id, position"
+# Every (project, job) with a row, by a skip scan over ingest_tasks_job_idx (one
+# index probe per job, however many rows each has queued); per job the videos
+# running (counted from live leases, so across instances) and its first claimable
+# row: not running, due, and no earlier request of the same video still queued
+# (each video in log order). The head is a ``LIMIT 1`` in position order, so a
+# claim reads a few rows per job instead of every queued row.
+_CANDIDATES = (
+    "WITH RECURSIVE jobs AS ("
+    "  (SELECT project, job_id FROM ingest_tasks ORDER BY project, job_id LIMIT 1)"
+    "  UNION ALL"
+    "  SELECT n.project, n.job_id FROM jobs j CROSS JOIN LATERAL ("
+    "   SELECT t.project, t.job_id FROM ingest_tasks t"
+    "   WHERE (t.project, t.job_id) > (j.project, j.job_id)"
+    "   ORDER BY t.project, t.job_id LIMIT 1) n"
+    ")"
+    " SELECT j.project, j.job_id, h.event_id, h.position,"
+    "  (SELECT count(*)::int FROM ingest_tasks r WHERE r.project = j.project"
+    "   AND r.job_id = j.job_id AND r.lease_until > now()) AS running"
+    " FROM jobs j LEFT JOIN LATERAL ("
+    "  SELECT t.event_id, t.position FROM ingest_tasks t"
+    "  WHERE t.project = j.project AND t.job_id = j.job_id"
+    "  AND (t.lease_until IS NULL OR t.lease_until <= now()) AND t.not_before <= now()"
+    "  AND NOT EXISTS (SELECT 1 FROM ingest_tasks e"
+    "   WHERE e.video_key = t.video_key AND e.position < t.position)"
+    "  ORDER BY t.position LIMIT 1) h ON true"
 )
 
 
 async def claim(
     conn: asyncpg.Connection, owner: str, limits: Limits, lease_seconds: float
 ) -> Task | None:
-    """The fairest claimable request, leased to ``owner``; None when there is none."""
+    """The fairest claimable request, leased to ``owner``; None when there is none.
+
+    Committed asynchronously: a claim lost in a crash is a lease that never was,
+    and the row stays claimable. The lock is held for three round trips (read,
+    lease, commit) and no commit flush.
+    """
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
-        running = {(r["project"], r["job_id"]): r["running"] for r in await conn.fetch(_RUNNING)}
-        heads = [
-            Head(
-                event_id=r["event_id"], project=r["project"], job_id=r["job_id"],
-                position=r["position"],
-            )
-            for r in await conn.fetch(_HEADS)
-        ]  # fmt: skip
+        await conn.execute(
+            "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock($1)",
+            CLAIM_LOCK,
+        )
+        running: dict[tuple[str, str], int] = {}
+        heads: list[Head] = []
+        for r in await conn.fetch(_CANDIDATES):
+            if r["running"]:
+                running[(r["project"], r["job_id"])] = r["running"]
+            if r["event_id"] is not None:
+                heads.append(
+                    Head(
+                        event_id=r["event_id"], project=r["project"], job_id=r["job_id"],
+                        position=r["position"],
+                    )
+                )  # fmt: skip
         chosen = choose(heads, running, limits)
         if chosen is None:
             return None
@@ -111,7 +136,9 @@ async def claim(
         try:
             envelope = decode_envelope(row["envelope"].encode())
         except (msgspec.MsgspecError, ValueError) as exc:
-            # Queued by a release that knew more (a newer event schema): park it.
+            # Queued by a release that knew more (a newer event schema): park it,
+            # and make sure the dead letter is flushed before the row is gone.
+            await conn.execute("SET LOCAL synchronous_commit = on")
             await _park_undecodable(conn, chosen, row["envelope"], exc)
             return None
     return Task(event_id=chosen.event_id, envelope=envelope, attempts=row["attempts"])
@@ -136,10 +163,21 @@ async def _park_undecodable(
     await finish(conn, head.event_id)
 
 
+# Prefixed to a single statement run outside a transaction: it commits without
+# waiting for the flush. Only for writes whose loss in a crash repeats harmless
+# work (a lease renewal, progress shown to clients), never for a result's commit.
+_ASYNC_COMMIT = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))"
+
+
 async def renew(conn: asyncpg.Connection, event_id: str, owner: str, lease_seconds: float) -> bool:
-    """Extend the lease; False when the row is gone or no longer ours."""
+    """Extend the lease; False when the row is gone or no longer ours.
+
+    Committed asynchronously (outside a transaction only): a renewal lost in a
+    crash only shortens a lease whose owner is gone anyway.
+    """
     renewed = await conn.fetchval(
-        "UPDATE ingest_tasks SET lease_until = now() + make_interval(secs => $3)"
+        f"{_ASYNC_COMMIT} UPDATE ingest_tasks"
+        " SET lease_until = now() + make_interval(secs => $3) FROM async_commit"
         " WHERE event_id = $1 AND lease_owner = $2 RETURNING true",
         event_id,
         owner,
@@ -151,9 +189,13 @@ async def renew(conn: asyncpg.Connection, event_id: str, owner: str, lease_secon
 async def report_progress(
     conn: asyncpg.Connection, event_id: str, owner: str, progress: ProgressSnapshot
 ) -> None:
-    """Write a running video's phase and bytes (one row by key, while still ours)."""
+    """Write a running video's phase and bytes (one row by key, while still ours).
+
+    Committed asynchronously (outside a transaction only): it is only shown.
+    """
     await conn.execute(
-        "UPDATE ingest_tasks SET phase = $3, bytes_done = $4, bytes_total = $5"
+        f"{_ASYNC_COMMIT} UPDATE ingest_tasks"
+        " SET phase = $3, bytes_done = $4, bytes_total = $5 FROM async_commit"
         " WHERE event_id = $1 AND lease_owner = $2",
         event_id,
         owner,
