@@ -36,7 +36,8 @@ from .bulk import (
     wait_completed,
     warm_up,
 )
-from .common import MB, Result, percentile, report, serve
+from .common import MB, Result, cli, percentile, report, serve
+from .e2e import PROJECT_CONFIG
 from .fairness import Client
 
 BACKGROUND_VIDEOS = 1000
@@ -44,6 +45,8 @@ POST_SECONDS = 30.0
 POST_VIDEOS = 10
 WEBHOOK_JOBS = 20
 WEBHOOK_DEADLINE = 120.0
+TENANT = "other-tenant"
+"""The project of the 1-video jobs: the load is another tenant's."""
 GOAL_POST_RATIO = 0.5
 GOAL_POST_P99_MS = 50.0
 GOAL_WEBHOOK_P50_MS = 300.0
@@ -146,7 +149,12 @@ async def _webhooks(
         body = videos_body(source_url, name, 1, size=MB, webhook=f"{hook_url}/hooks/{name}")
         began = time.perf_counter()
         await client.post(body)
-        seconds.append(await asyncio.wait_for(arrived, WEBHOOK_DEADLINE) - began)
+        try:
+            seconds.append(await asyncio.wait_for(arrived, WEBHOOK_DEADLINE) - began)
+        except TimeoutError:
+            # Counted at the deadline (a lower bound), so one stuck job shows in p99
+            # instead of ending the whole run.
+            seconds.append(WEBHOOK_DEADLINE)
     return seconds
 
 
@@ -183,10 +191,15 @@ async def run(stack: StackInfo, results: list[Result], work_dir: Path, *, quick:
     ):
         client = deployed.client
         await warm_up(client, source_url)
-        idle = await _webhooks(client, receiver, source_url, hook_url, "idle", webhook_jobs)
+        # The 1-video jobs are another tenant's: the load (a running bulk import and the
+        # stream of 10-video POSTs, project "bench") is someone else's backlog.
+        await cli(deployed.dsn, "project", "create", TENANT, "--config", str(PROJECT_CONFIG))
+        token = await cli(deployed.dsn, "token", "create", "--project", TENANT)
+        tenant = Client(client.http, client.api, token)
+        idle = await _webhooks(tenant, receiver, source_url, hook_url, "idle", webhook_jobs)
         async with _loaded(client, deployed.dsn, source_url, background) as done:
             posts = await _posts(client, deployed.dsn, source_url, post_seconds)
-            loaded = await _webhooks(client, receiver, source_url, hook_url, "load", webhook_jobs)
+            loaded = await _webhooks(tenant, receiver, source_url, hook_url, "load", webhook_jobs)
             background_done = done[0]
     post = Result(
         name=f"latency.POST {POST_VIDEOS} videos during imports",
