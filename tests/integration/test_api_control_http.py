@@ -4,7 +4,6 @@ the refusals, and the events they append (the log is what the other services act
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,23 +35,11 @@ from .api_harness import (
     auth,
     batch,
     project_with_token,
-    running_api,
     submit_batch,
 )
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
-    async with running_api(pg_dsn) as running:
-        yield running
-
-
-@pytest.fixture
-async def token(api: RunningApi) -> str:
-    return await project_with_token(api.settings.database_url, "acme")
 
 
 def result(job_id: str, index: int, failed: bool = True) -> NewEvent:

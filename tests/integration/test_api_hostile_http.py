@@ -19,7 +19,6 @@ from .api_harness import (
     assert_error_shape,
     auth,
     batch,
-    project_with_token,
     running_api,
 )
 
@@ -33,11 +32,6 @@ async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
     # The default batch size, so the body limit (16 MiB) is not what refuses these.
     async with running_api(pg_dsn, max_batch=1000) as running:
         yield running
-
-
-@pytest.fixture
-async def token(api: RunningApi) -> str:
-    return await project_with_token(api.settings.database_url, "acme")
 
 
 async def rows(dsn: str, table: str) -> int:

@@ -34,11 +34,6 @@ async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
         yield running
 
 
-@pytest.fixture
-async def token(api: RunningApi) -> str:
-    return await project_with_token(api.settings.database_url, "acme")
-
-
 async def event_count(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:

@@ -6,7 +6,6 @@ listing (order, filters, keyset pages, limits); the e2e suite lists projected jo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,18 +21,11 @@ from .api_harness import (
     auth,
     batch,
     project_with_token,
-    running_api,
     submit_batch,
 )
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
-    async with running_api(pg_dsn) as running:
-        yield running
 
 
 @pytest.fixture

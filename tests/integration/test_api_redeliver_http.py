@@ -3,7 +3,6 @@ against a real database: the answers, and the WebhookRedeliveryRequested they ap
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -18,19 +17,12 @@ from .api_harness import (
     auth,
     batch,
     project_with_token,
-    running_api,
 )
 from .test_cli_tokens import videoimport
 
 pytestmark = pytest.mark.integration
 REDELIVER_URL = IMPORT_URL + "/webhook/redeliver"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
-    async with running_api(pg_dsn) as running:
-        yield running
 
 
 async def submit(api: RunningApi, token: str, **top: str) -> str:

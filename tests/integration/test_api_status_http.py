@@ -40,11 +40,6 @@ async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
         yield running
 
 
-@pytest.fixture
-async def token(api: RunningApi) -> str:
-    return await project_with_token(api.settings.database_url, "acme")
-
-
 def signed_link(api: RunningApi, url: str, minted_after: int) -> str:
     """The link without its query, after checking the query signs it for one TTL."""
     parts = urlsplit(url)

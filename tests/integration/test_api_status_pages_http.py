@@ -36,11 +36,6 @@ async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
         yield running
 
 
-@pytest.fixture
-async def token(api: RunningApi) -> str:
-    return await project_with_token(api.settings.database_url, "acme")
-
-
 async def project(
     dsn: str, job_id: str, state: str, results: dict[int, tuple[Any, ...]], count: int
 ) -> None:

@@ -12,7 +12,6 @@ import os
 import socket
 import sys
 from asyncio.subprocess import PIPE
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,22 +22,11 @@ from aiohttp import web
 from videoimport_eventlog.retry import RetryPolicy
 from videoimport_projects.client.api import ApiFailure, ImportApi
 
-from .api_harness import STATUS_URL, VERSION, RunningApi, auth, project_with_token, running_api
+from .api_harness import STATUS_URL, VERSION, RunningApi, auth, project_with_token
 
 pytestmark = pytest.mark.integration
 
 CLIENT_ENVIRONMENT = ("VIDEOIMPORT_API_URL", "VIDEOIMPORT_TOKEN", "COLUMNS", "FORCE_COLOR")
-
-
-@pytest.fixture
-async def api(pg_dsn: str) -> AsyncIterator[RunningApi]:
-    async with running_api(pg_dsn) as running:
-        yield running
-
-
-@pytest.fixture
-async def token(api: RunningApi) -> str:
-    return await project_with_token(api.settings.database_url, "acme")
 
 
 class Cli:

@@ -11,7 +11,6 @@ import socket
 
 import pytest
 import structlog
-from aiohttp.abc import AbstractResolver, ResolveResult
 from videoimport_eventlog.addresses import (
     address_problem,
     ends_in_a_number,
@@ -37,6 +36,7 @@ from videoimport_notifier.domain import AttemptResult
 from yarl import URL
 
 from tests.address_corpus import CORPUS, FORBIDDEN, INVALID, NAME, PUBLIC, Case, by_verdict
+from tests.resolvers import FixedResolver
 
 HOSTS = [case for case in CORPUS if not case.is_url]
 ORIGIN = URL("https://videos.example/a/b.mp4")
@@ -177,34 +177,9 @@ def test_public_numeric_hosts_pass_as_dotted_quads() -> None:
 # --- reasons name the host as written, never what it resolves to --------------------------
 
 
-class _FixedResolver(AbstractResolver):
-    """Answers like a DNS server would for one name (no network)."""
-
-    def __init__(self, addresses: list[str]) -> None:
-        self.addresses = addresses
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host,
-                host=a,
-                port=port,
-                family=socket.AF_INET6 if ":" in a else socket.AF_INET,
-                proto=0,
-                flags=0,
-            )
-            for a in self.addresses
-        ]
-
-    async def close(self) -> None:
-        return None
-
-
 @pytest.mark.parametrize("resolver_class", [SafeResolver, PublicResolver])
 async def test_resolvers_drop_private_answers(resolver_class: type[SafeResolver]) -> None:
-    inner = _FixedResolver(["10.0.0.5", "93.184.216.34", "::1", "2606:4700::1", "0x7f.1"])
+    inner = FixedResolver(["10.0.0.5", "93.184.216.34", "::1", "2606:4700::1", "0x7f.1"])
     resolver = resolver_class(allow_private=False, inner=inner)
     with structlog.testing.capture_logs() as logs:
         results = await resolver.resolve("videos.example", 443)
@@ -215,7 +190,7 @@ async def test_resolvers_drop_private_answers(resolver_class: type[SafeResolver]
 
 
 async def test_the_ingester_resolver_refuses_without_naming_the_addresses() -> None:
-    resolver = SafeResolver(allow_private=False, inner=_FixedResolver(["127.0.0.1", "::1"]))
+    resolver = SafeResolver(allow_private=False, inner=FixedResolver(["127.0.0.1", "::1"]))
     with structlog.testing.capture_logs() as logs, pytest.raises(ForbiddenAddress) as caught:
         await resolver.resolve("rebind.example", 80)
     assert str(caught.value) == "forbidden address: rebind.example is not a public address"
@@ -225,7 +200,7 @@ async def test_the_ingester_resolver_refuses_without_naming_the_addresses() -> N
 
 
 async def test_the_notifier_resolver_refuses_and_the_attempt_names_only_the_host() -> None:
-    resolver = PublicResolver(allow_private=False, inner=_FixedResolver(["10.1.2.3"]))
+    resolver = PublicResolver(allow_private=False, inner=FixedResolver(["10.1.2.3"]))
     with structlog.testing.capture_logs() as logs, pytest.raises(ForbiddenName) as caught:
         await resolver.resolve("rebind.example", 80)
     assert logs[0]["resolved"] == ["10.1.2.3"]
@@ -240,7 +215,7 @@ async def test_the_notifier_resolver_refuses_and_the_attempt_names_only_the_host
 async def test_resolvers_allow_private_when_switched_on(
     resolver_class: type[SafeResolver],
 ) -> None:
-    resolver = resolver_class(allow_private=True, inner=_FixedResolver(["127.0.0.1"]))
+    resolver = resolver_class(allow_private=True, inner=FixedResolver(["127.0.0.1"]))
     results = await resolver.resolve("localhost", 80)
     assert [r["host"] for r in results] == ["127.0.0.1"]
 

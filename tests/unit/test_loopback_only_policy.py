@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 from videoimport_api.domain.validation import Invalid, parse_import_request
 from videoimport_eventlog.addresses import (
     address_problem,
@@ -25,35 +24,11 @@ from videoimport_eventlog.guarded_http import PublicResolver, fetchable_url, gua
 from yarl import URL
 
 from tests.address_corpus import CORPUS, Case
+from tests.resolvers import FixedResolver
 
 
 class Refused(Exception):
     pass
-
-
-class FixedResolver(AbstractResolver):
-    """Answers like a DNS server would for any name (no network)."""
-
-    def __init__(self, addresses: list[str]) -> None:
-        self.addresses = addresses
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host,
-                host=a,
-                port=port,
-                family=socket.AF_INET6 if ":" in a else socket.AF_INET,
-                proto=0,
-                flags=0,
-            )
-            for a in self.addresses
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 LOOPBACK = ["127.0.0.1", "127.255.255.254", "::1", "::ffff:127.0.0.1"]
