@@ -233,3 +233,59 @@ async def test_an_outage_is_waited_out_without_giving_up(
         keyed.stop()
         await runner
         await consumer.stop()
+
+
+async def test_offsets_are_committed_once_per_interval_and_at_once_on_stop(
+    stack: StackInfo, topic_prefix: str
+) -> None:
+    topic = topic_prefix + "paced"
+    await ensure_topics(stack.kafka_bootstrap, partitions=1, topics=[topic])
+    producer = make_producer(stack.kafka_bootstrap, "test")
+    await producer.start()
+    handled: list[int] = []
+    clock = [0.0]
+
+    async def handler(record: ConsumerRecord[bytes, bytes]) -> None:
+        handled.append(record.offset)
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap,
+        group_id=topic_prefix + "paced-g",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    keyed = KeyedConcurrentConsumer(consumer, handler, commit_interval=10.0, clock=lambda: clock[0])
+    consumer.subscribe([topic], listener=keyed.listener())
+    await consumer.start()
+    tp = TopicPartition(topic, 0)
+    runner = asyncio.create_task(keyed.run())
+    try:
+        await producer.send_and_wait(topic, key=b"k", value=b"first")
+
+        async def handled_through(count: int) -> bool:
+            return len(handled) == count
+
+        await eventually(lambda: handled_through(1))
+
+        async def committed(offset: int) -> bool:
+            return await consumer.committed(tp) == offset
+
+        await eventually(lambda: committed(1))  # the first commit is not held back
+        for value in (b"second", b"third"):
+            await producer.send_and_wait(topic, key=b"k", value=value)
+        await eventually(lambda: handled_through(3))
+        # Within the interval nothing more is committed, however many loops run.
+        # (There is no event for a commit that must not happen: several polls pass.)
+        await asyncio.sleep(1.0)
+        assert await consumer.committed(tp) == 1
+        clock[0] += 10.0
+        await eventually(lambda: committed(3))
+        await producer.send_and_wait(topic, key=b"k", value=b"fourth")
+        await eventually(lambda: handled_through(4))
+    finally:
+        await producer.stop()
+        keyed.stop()
+        await runner
+    # A stop commits what is done, interval or not.
+    assert await consumer.committed(tp) == 4
+    await consumer.stop()

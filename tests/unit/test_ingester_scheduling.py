@@ -184,3 +184,23 @@ def test_intervals_must_be_positive() -> None:
         ProgressReport(interval=0)
     with pytest.raises(ValueError):
         Every(0, start=0.0)
+
+
+def test_nothing_is_due_while_quiet_then_the_latest_progress_at_once() -> None:
+    report = ProgressReport(interval=1.0, quiet_until=5.0)
+    report.downloading(1_000)
+    assert report.due_at() == 5.0
+    assert report.take(4.9) is None
+    report.received(600)
+    report.storing()
+    assert report.take(5.0) == ProgressSnapshot(phase="storing", bytes_done=600, bytes_total=1_000)
+    report.received(700)  # byte counts keep their interval after the quiet time
+    assert report.due_at() == 6.0
+
+
+def test_a_video_done_while_quiet_writes_nothing() -> None:
+    report = ProgressReport(interval=1.0, quiet_until=0.5)
+    report.downloading(100)
+    report.received(100)
+    report.storing()
+    assert report.take(0.1) is None  # the handling ends here; the watch is cancelled

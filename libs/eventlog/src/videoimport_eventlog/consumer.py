@@ -14,13 +14,20 @@ message is handed to ``on_give_up`` (which isolates it: a dead letter, a
 terminal failure event) and the partition moves on. A rebalance or a stop
 waits at most ``drain_timeout`` for handlers, then cancels them: their offsets
 stay uncommitted, so the next owner handles them again.
+
+Offsets are committed at most once per ``commit_interval`` while consuming (and
+always on a rebalance or a stop): a commit per fetch was a broker request per few
+events, and a crash only makes the new owner redo that interval's messages, which
+the handlers' inbox turns into no-ops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
@@ -38,6 +45,9 @@ Handler = Callable[[Record], Awaitable[None]]
 GiveUp = Callable[[Record, BaseException, int], Awaitable[None]]
 """Called with the record, the last error and the attempts made; isolates the record."""
 log = structlog.get_logger(__name__)
+
+COMMIT_INTERVAL = 0.5
+"""Seconds between two offset commits while consuming."""
 
 
 def source_of(record: Record) -> str:
@@ -74,6 +84,8 @@ class KeyedConcurrentConsumer:
         policy: RetryPolicy | None = None,
         on_give_up: GiveUp | None = None,
         drain_timeout: float = 10.0,
+        commit_interval: float = COMMIT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
         self._handler = handler
@@ -81,6 +93,9 @@ class KeyedConcurrentConsumer:
         self._policy = policy or RetryPolicy()
         self._on_give_up = on_give_up
         self._drain_timeout = drain_timeout
+        self._commit_interval = commit_interval
+        self._clock = clock
+        self._committed_at = -math.inf
         self._progress: dict[TopicPartition, _PartitionProgress] = {}
         self._queues: dict[tuple[TopicPartition, bytes | None], deque[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -212,7 +227,11 @@ class KeyedConcurrentConsumer:
                 )
                 await asyncio.sleep(delay)
 
-    async def _commit(self) -> None:
+    async def _commit(self, *, now: bool = False) -> None:
+        """Commit what is safe to; unless ``now``, not sooner than ``commit_interval``
+        after the last commit (what is held back goes with the next one)."""
+        if not now and self._clock() - self._committed_at < self._commit_interval:
+            return
         offsets = {
             tp: OffsetAndMetadata(p.committable, "")
             for tp, p in self._progress.items()
@@ -220,6 +239,7 @@ class KeyedConcurrentConsumer:
         }
         if not offsets:
             return
+        self._committed_at = self._clock()
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
@@ -253,7 +273,7 @@ class KeyedConcurrentConsumer:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self._commit()
+            await self._commit(now=True)
         self._progress.clear()
         self._queues.clear()
         self._in_flight = 0

@@ -21,12 +21,14 @@ async def lock_position(conn: asyncpg.Connection, name: str) -> int:
     A second instance of the same reader blocks here, so two never apply the
     same events at once.
     """
-    await conn.execute(
-        "INSERT INTO tracking (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING", name
-    )
-    value: int = await conn.fetchval(
-        "SELECT position FROM tracking WHERE name = $1 FOR UPDATE", name
-    )
+    lock = "SELECT position FROM tracking WHERE name = $1 FOR UPDATE"
+    value: int | None = await conn.fetchval(lock, name)
+    if value is None:  # the reader's first batch ever
+        await conn.execute(
+            "INSERT INTO tracking (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING", name
+        )
+        value = await conn.fetchval(lock, name)
+    assert value is not None
     return value
 
 

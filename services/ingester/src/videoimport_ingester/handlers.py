@@ -22,7 +22,7 @@ import asyncpg
 import structlog
 from videoimport_eventlog import store, tracking
 from videoimport_events import Envelope, FailureCode, VideoImportRequested, video_state
-from videoimport_projects import ProjectConfig, project_config
+from videoimport_projects import ProjectConfig, parse_config
 from videoimport_projects.media_decision import Decision, MediaRecord
 
 from videoimport_ingester import domain
@@ -127,13 +127,18 @@ class Ingester:
     ) -> tuple[ProjectConfig | None, MediaRecord | None] | None:
         """The project's config and the registry row; None when already handled."""
         async with self._pool.acquire() as conn:
-            if await tracking.was_handled(conn, CONSUMER, request_id):
-                return None
-            config = await project_config(conn, request.project)
-            existing = await registry.find(
-                conn, request.project, request.system_name, request.external_id
+            loaded = await registry.load(
+                conn,
+                CONSUMER,
+                request_id,
+                request.project,
+                request.system_name,
+                request.external_id,
             )
-        return config, existing
+        if loaded.handled:
+            return None
+        config = None if loaded.config is None else parse_config(loaded.config)
+        return config, loaded.existing
 
     async def _carry_out(
         self,
@@ -189,14 +194,17 @@ class Ingester:
                     if await tracking.claim_message(conn, CONSUMER, envelope.id):
                         if depends_on_registry:
                             await self._write_registry(conn, request, resolution, decided_on)
-                        await store.append(conn, [new])
-                        leftovers = await unsettled_uploads.settle_in_commit(
+                        unsettled = await unsettled_uploads.settle_in_commit(
                             conn, envelope.id, kept
                         )
-                        if not leftovers:
+                        if not unsettled:
                             # Nothing to settle after the commit: the queue row
                             # goes with it (no crash point leaves it to be redone).
                             await tasks.finish(conn, envelope.id)
+                        # Last: the log's append lock is then held for one statement
+                        # and the commit, not for the writes above.
+                        await store.append(conn, [new])
+                        leftovers = unsettled  # set after the append: a conflict rolls back all
                     else:
                         log.info("handled concurrently by another instance")
             except store.StreamConflict:

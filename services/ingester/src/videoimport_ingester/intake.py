@@ -15,13 +15,15 @@ import structlog
 from videoimport_eventlog import deadletters
 from videoimport_eventlog.consumer import Record, source_of
 from videoimport_eventlog.faults import describe
-from videoimport_eventlog.kafka import decode_message, unknown_type
+from videoimport_eventlog.kafka import decode_message, header, unknown_type
 from videoimport_events import VideoImportRequested
 
 from videoimport_ingester.adapters import tasks
 from videoimport_ingester.domain import CONSUMER
 
 log = structlog.get_logger(__name__)
+
+_REQUESTED = VideoImportRequested.type_name()
 
 
 class Intake:
@@ -35,6 +37,9 @@ class Intake:
         """Fast (one insert), so offsets commit at once; raises only to be retried."""
         if record.value is None:
             return
+        named = header(record.headers, "event-type")
+        if named is not None and named != _REQUESTED:
+            return  # most of the topic is results: not worth decoding
         newer = unknown_type(record.headers)
         if newer is not None:
             log.info("skipped an event type this version does not know", event_type=newer)

@@ -26,6 +26,8 @@ class Head(msgspec.Struct, frozen=True, kw_only=True):
     project: str
     job_id: str
     position: int
+    video_index: int | None = None
+    """The video's index in its job (None: queued by a release that did not keep it)."""
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,6 +119,10 @@ class RateWindow:
 
 PROGRESS_INTERVAL = 1.0
 """Seconds between two writes of a running video's byte count."""
+FIRST_PROGRESS_AFTER = 0.5
+"""Seconds a claimed video runs before its progress is first written. Most small
+videos are done sooner; writing each of their phases would cost two round trips
+per video for a state nobody could have seen."""
 
 RunningPhase = Literal["downloading", "storing"]
 """What a worker does with a claimed video (a row without a phase is ``queued``)."""
@@ -138,15 +144,22 @@ class ProgressReport:
 
     ``on_unwritten`` is called when there is newly something to write (a new
     phase, or the first bytes since the last write; not every chunk), so that a
-    writer asleep wakes up to schedule it.
+    writer asleep wakes up to schedule it. Nothing is due before ``quiet_until``
+    (a clock time): what changed until then is written at that time, if still
+    running.
     """
 
     def __init__(
-        self, interval: float = PROGRESS_INTERVAL, on_unwritten: Callable[[], None] | None = None
+        self,
+        interval: float = PROGRESS_INTERVAL,
+        on_unwritten: Callable[[], None] | None = None,
+        *,
+        quiet_until: float = -math.inf,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.interval = interval
+        self.quiet_until = quiet_until
         self.phase: RunningPhase | None = None
         self.bytes_done = 0
         self.bytes_total: int | None = None
@@ -174,8 +187,8 @@ class ProgressReport:
         if not self._unwritten or self.phase is None:
             return None
         if self._phase_unwritten:
-            return -math.inf
-        return self._written_at + self.interval
+            return self.quiet_until
+        return max(self._written_at + self.interval, self.quiet_until)
 
     def take(self, now: float) -> ProgressSnapshot | None:
         """What to write at ``now`` (then counted as written), or None: nothing is due."""

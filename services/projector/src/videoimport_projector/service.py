@@ -34,6 +34,9 @@ class Projector:
         self.prepared = asyncio.Event()
         """Set once the tables exist and the projector follows the log."""
         self.guard = PoisonGuard(settings.retry_policy(), settings.batch_size)
+        self._position: int | None = None
+        """Where the last batch ended (only sizes the next batch: each batch reads
+        the position it starts from under its row lock)."""
 
     async def _migrate(self) -> None:
         conn = await bootstrap.connect(self.settings)
@@ -83,6 +86,7 @@ class Projector:
         wakeup = LogWakeup(self.settings.poll_interval, self.settings.burst_wait)
         head = LogHead(self.settings.lag_interval)
         last_retry_check = 0.0
+        self._position = None
         try:
             await wakeup.start(self.settings.database_url)
             while not stop.is_set():
@@ -112,10 +116,14 @@ class Projector:
     ) -> handlers.Progress | None:
         """One batch; a batch that keeps failing narrows to the event that fails, which
         is parked as a dead letter. None after a failure (the caller loops)."""
-        position = await handlers.tracked_position(conn)
+        # The last batch's end, or read again after a failure (a parked event moves it).
+        position = self._position
+        if position is None:
+            position = await handlers.tracked_position(conn)
         try:
             progress = await handlers.project_batch(conn, self.guard.batch(position))
         except Exception as exc:
+            self._position = None
             if is_outage(exc):
                 raise
             verdict = self.guard.failed(position)
@@ -128,4 +136,5 @@ class Projector:
                 await pause(stop, self.guard.retry_delay(random.random()))
             return None
         self.guard.succeeded()
+        self._position = progress.position
         return progress

@@ -52,14 +52,21 @@ async def publish(producer: Producer, messages: list[Outgoing]) -> list[BaseExce
 
 
 async def relay_batch(
-    conn: asyncpg.Connection, producer: Producer, topic_prefix: str, batch_size: int
+    conn: asyncpg.Connection,
+    producer: Producer,
+    topic_prefix: str,
+    batch_size: int,
+    current: int | None = None,
 ) -> tuple[int, int]:
-    """Publish the next batch; returns (events published, saved position).
+    """Publish the batch after ``current`` (None: the saved position); returns
+    (events published, saved position).
 
     Raises the first send error after every send was answered; the position then
-    stays where it was and the next call sends the batch again.
+    stays where it was and the next call sends the batch again. The leader, the
+    position's only writer, passes the position it saved last.
     """
-    current = await tracking.position_of(conn, TRACKING_NAME)
+    if current is None:
+        current = await tracking.position_of(conn, TRACKING_NAME)
     events = await logged.read_after(conn, current, batch_size)
     if not events:
         return 0, current
@@ -69,8 +76,7 @@ async def relay_batch(
     first_error = next((e for e in errors if e is not None), None)
     if first_error is not None:
         raise first_error
-    async with conn.transaction():
-        await tracking.save_position(conn, TRACKING_NAME, saved)
+    await tracking.save_position(conn, TRACKING_NAME, saved)  # one statement, atomic
     return len(events), saved
 
 

@@ -132,11 +132,14 @@ class Relay:
         stop: asyncio.Event,
     ) -> None:
         head = LogHead(self.settings.lag_interval)
+        # Read once: while this instance leads, nobody else moves it (a parked
+        # event moves it between two calls of this method).
+        position = await handlers.tracked_position(conn)
         while not stop.is_set():
             await self._housekeeping(conn, producer)
-            size = self.guard.batch(await handlers.tracked_position(conn))
+            size = self.guard.batch(position)
             count, position = await handlers.relay_batch(
-                conn, producer, self.settings.topic_prefix, size
+                conn, producer, self.settings.topic_prefix, size, position
             )
             if count:
                 self.guard.succeeded()

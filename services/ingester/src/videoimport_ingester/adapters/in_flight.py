@@ -2,8 +2,9 @@
 
 ``InFlight.watch`` runs next to the request's handling and, on one connection at a
 time: renews the lease every third of it; writes the progress the download
-reports (``scheduling.ProgressReport``: a new phase at once, byte counts at most
-once a second) to the queue row; and, while the video downloads, looks every
+reports (``scheduling.ProgressReport``: nothing in its first half second, then a
+new phase at once, byte counts at most once a second) to the queue row; and,
+while the video downloads, looks every
 ``check_every`` seconds whether its result was recorded elsewhere (the API's
 cancel appends ``VideoImportFailed``/``cancelled`` at version 1 of the video's
 stream). When it was, the handling is cancelled (the multipart upload is aborted,
@@ -29,7 +30,12 @@ from videoimport_events import Envelope, VideoImportRequested, video_stream
 from videoimport_ingester.adapters import metrics, tasks
 from videoimport_ingester.adapters.unsettled_uploads import UnsettledUploads
 from videoimport_ingester.domain import CONSUMER
-from videoimport_ingester.scheduling import Every, ProgressReport, ProgressSnapshot
+from videoimport_ingester.scheduling import (
+    FIRST_PROGRESS_AFTER,
+    Every,
+    ProgressReport,
+    ProgressSnapshot,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -70,9 +76,12 @@ async def close_decided(
     ledger settles all of them. A result this ingester recorded itself (a crash
     before its row was deleted) only settles, and is not counted as abandoned.
     """
+    if when == "queued" and task.decided is False:
+        return False  # looked up with the claim
     stream = result_stream(task.envelope)
     async with pool.acquire() as conn:
-        if when == "queued" and (stream is None or not await result_recorded(conn, stream)):
+        unknown = when == "queued" and task.decided is None
+        if unknown and (stream is None or not await result_recorded(conn, stream)):
             return False
         elsewhere = await tracking.claim_message(conn, CONSUMER, task.event_id)
     await uploads.settle_request(task.event_id)
@@ -104,7 +113,10 @@ class InFlight:
         self._lease = lease_seconds
         self._check_every = check_every
         self._wake = asyncio.Event()
-        self.report = ProgressReport(on_unwritten=self._wake.set)
+        self.report = ProgressReport(
+            on_unwritten=self._wake.set,
+            quiet_until=asyncio.get_running_loop().time() + FIRST_PROGRESS_AFTER,
+        )
         self._handling: asyncio.Future[Any] | None = None
         self._abandoned = False
 

@@ -18,12 +18,50 @@ _COLUMNS = (
 )
 
 
-def _record(row: asyncpg.Record | None) -> MediaRecord | None:
+def _record(row: asyncpg.Record | dict[str, Any] | None) -> MediaRecord | None:
     if row is None:
         return None
     values: dict[str, Any] = dict(row)
     values["metadata"] = msgspec.json.decode(values["metadata"])
     return msgspec.convert(values, MediaRecord)
+
+
+class Loaded(msgspec.Struct, frozen=True, kw_only=True):
+    """What a request's decision starts from, read in one round trip."""
+
+    handled: bool
+    """The inbox has the request: it was handled before."""
+    config: str | None
+    """The project's config as stored (None: no such project)."""
+    existing: MediaRecord | None
+
+
+# The inbox (``tracking.was_handled``), the project's config and the registry row,
+# as one statement: three lookups by key a request makes before anything else.
+_LOAD = (
+    "SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND message_id = $2) AS handled,"
+    " (SELECT config::text FROM projects WHERE name = $3) AS config, m.*"
+    f" FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT {_COLUMNS} FROM media"
+    "  WHERE project = $3 AND system_name = $4 AND external_id = $5) AS m ON true"
+)
+
+
+async def load(
+    conn: asyncpg.Connection,
+    consumer: str,
+    request_id: str,
+    project: str,
+    system_name: str,
+    external_id: str,
+) -> Loaded:
+    row = await conn.fetchrow(_LOAD, consumer, request_id, project, system_name, external_id)
+    assert row is not None  # one row whatever matches
+    media = {k: v for k, v in row.items() if k not in ("handled", "config")}
+    return Loaded(
+        handled=row["handled"],
+        config=row["config"],
+        existing=None if media["media_id"] is None else _record(media),
+    )
 
 
 async def find(

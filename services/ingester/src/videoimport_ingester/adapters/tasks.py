@@ -21,7 +21,13 @@ import uuid
 import asyncpg
 import msgspec
 from videoimport_eventlog import deadletters, store
-from videoimport_events import Envelope, VideoImportRequested, decode_envelope, encode_envelope
+from videoimport_events import (
+    Envelope,
+    VideoImportRequested,
+    decode_envelope,
+    encode_envelope,
+    video_stream,
+)
 from videoimport_projects.media_decision import identity
 
 from videoimport_ingester.domain import CONSUMER
@@ -37,6 +43,8 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     event_id: str
     envelope: Envelope
     attempts: int
+    decided: bool | None = None
+    """Whether the video had its result (a cancel) when claimed; None: not looked up."""
 
 
 async def enqueue(conn: asyncpg.Connection, envelope: Envelope) -> bool:
@@ -80,11 +88,11 @@ _CANDIDATES = (
     "   WHERE (t.project, t.job_id) > (j.project, j.job_id)"
     "   ORDER BY t.project, t.job_id LIMIT 1) n"
     ")"
-    " SELECT j.project, j.job_id, h.event_id, h.position,"
+    " SELECT j.project, j.job_id, h.event_id, h.position, h.video_index,"
     "  (SELECT count(*)::int FROM ingest_tasks r WHERE r.project = j.project"
     "   AND r.job_id = j.job_id AND r.lease_until > now()) AS running"
     " FROM jobs j LEFT JOIN LATERAL ("
-    "  SELECT t.event_id, t.position FROM ingest_tasks t"
+    "  SELECT t.event_id, t.position, t.video_index FROM ingest_tasks t"
     "  WHERE t.project = j.project AND t.job_id = j.job_id"
     "  AND (t.lease_until IS NULL OR t.lease_until <= now()) AND t.not_before <= now()"
     "  AND NOT EXISTS (SELECT 1 FROM ingest_tasks e"
@@ -116,20 +124,28 @@ async def claim(
                 heads.append(
                     Head(
                         event_id=r["event_id"], project=r["project"], job_id=r["job_id"],
-                        position=r["position"],
+                        position=r["position"], video_index=r["video_index"],
                     )
                 )  # fmt: skip
         chosen = choose(heads, running, limits)
         if chosen is None:
             return None
+        # Whether the video already has its result (a cancel) comes with the lease:
+        # the worker then needs no lookup of its own before it starts.
+        result_stream = (
+            None if chosen.video_index is None else video_stream(chosen.job_id, chosen.video_index)
+        )
         row = await conn.fetchrow(
             "UPDATE ingest_tasks SET lease_owner = $2,"
             " lease_until = now() + make_interval(secs => $3), updated_at = now(),"
             f" {_QUEUED}"
-            " WHERE event_id = $1 RETURNING envelope::text AS envelope, attempts",
+            " WHERE event_id = $1 RETURNING envelope::text AS envelope, attempts,"
+            " CASE WHEN $4::text IS NULL THEN NULL ELSE EXISTS (SELECT 1 FROM events"
+            "  WHERE stream_id = $4 AND stream_version = 1) END AS decided",
             chosen.event_id,
             owner,
             lease_seconds,
+            result_stream,
         )
         if row is None:  # its lease had run out and its worker finished it just now
             return None
@@ -141,7 +157,12 @@ async def claim(
             await conn.execute("SET LOCAL synchronous_commit = on")
             await _park_undecodable(conn, chosen, row["envelope"], exc)
             return None
-    return Task(event_id=chosen.event_id, envelope=envelope, attempts=row["attempts"])
+    return Task(
+        event_id=chosen.event_id,
+        envelope=envelope,
+        attempts=row["attempts"],
+        decided=row["decided"],
+    )
 
 
 async def _park_undecodable(
