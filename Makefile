@@ -4,11 +4,12 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := $(UV) run --frozen python
 PYTEST_ARGS ?=
 
-.PHONY: help uv install stack run test test-unit test-integration test-e2e lint typecheck check bench reliability asyncapi screenshots clean
+.PHONY: help uv install stack run test test-unit test-integration test-e2e test-docker lint typecheck check bench reliability asyncapi screenshots clean
 
 help:
 	@echo "make run      start the local stack and every service (Ctrl-C stops all)"
 	@echo "make test     install what is missing, start the stack, run every test"
+	@echo "make test-docker  the Docker deployment through testcontainers (needs a Docker daemon)"
 	@echo "make check    ruff and mypy --strict"
 	@echo "make bench    benchmarks"
 	@echo "make reliability  kill and restart everything under load; check nothing was lost"
@@ -41,6 +42,12 @@ test-integration: install
 test-e2e: install
 	$(UV) run --frozen pytest tests/e2e -q $(PYTEST_ARGS)
 
+# docker-compose.yml built and run through testcontainers; no local stack. Without a
+# Docker daemon the tier is skipped with one line saying why. Not part of `make test`.
+test-docker: uv
+	$(UV) sync --frozen
+	$(UV) run --frozen pytest -p no:cacheprovider tests/docker -q -ra $(PYTEST_ARGS)
+
 # The operator page's picture in the docs, taken by its browser test.
 screenshots: install
 	VIDEOIMPORT_WRITE_SCREENSHOTS=1 $(UV) run --frozen pytest -p no:cacheprovider -q \
@@ -69,5 +76,6 @@ reliability: install
 asyncapi: uv
 	$(PY) scripts/gen_asyncapi.py
 
+# The tools shared by every clone stay: see README.md, "Where the tools are cached".
 clean:
-	rm -rf .data .cache .venv
+	rm -rf .data .cache .venv deploy/*/node_modules

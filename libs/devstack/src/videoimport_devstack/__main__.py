@@ -1,4 +1,4 @@
-"""``python -m videoimport_devstack {up,install,info}``."""
+"""``python -m videoimport_devstack {up,install,compose,info}``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import asyncapi_tool, browser
+from . import asyncapi_tool, browser, compose_tool
 from .errors import DevStackError
 from .info import read_stack_info
-from .paths import CACHE_DIR_ENV, DATA_DIR_ENV, default_data_dir
+from .paths import CACHE_DIR_ENV, DATA_DIR_ENV, XDG_CACHE_HOME_ENV, default_data_dir
 from .stack import DEFAULT_BUCKET, LocalStack
 
 
@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
         "--cache-dir",
         type=Path,
         default=None,
-        help=f"downloaded jars (default: ${CACHE_DIR_ENV} or <repo>/.cache)",
+        help=(
+            f"downloaded and built tools, shared by every clone (default: ${CACHE_DIR_ENV},"
+            f" else ${XDG_CACHE_HOME_ENV}/videoimport, else ~/.cache/videoimport)"
+        ),
     )
     up = sub.add_parser(
         "up",
@@ -46,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--bucket", default=DEFAULT_BUCKET, help="S3 bucket to create")
     up.add_argument("--start-timeout", type=float, default=180.0, metavar="SECONDS")
     sub.add_parser("install", parents=[common], help="only install what the servers need")
+    sub.add_parser(
+        "compose",
+        parents=[common],
+        help="provide a Docker Compose binary (for the compose file's test); print its path",
+    )
     sub.add_parser("info", parents=[common], help="print the StackInfo of a running stack")
     return parser
 
@@ -107,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncapi_tool.install(args.cache_dir, data_dir / "logs")
             # Headless Chromium, which the operator page's browser test drives.
             browser.install(args.cache_dir, data_dir / "logs")
+            return 0
+        if args.command == "compose":
+            print(compose_tool.install(args.cache_dir, data_dir / "logs"))
             return 0
         stack = LocalStack(
             data_dir, args.cache_dir, bucket=args.bucket, start_timeout=args.start_timeout

@@ -1,19 +1,18 @@
 """The official AsyncAPI parser (``@asyncapi/parser`` from npm) that checks docs/asyncapi.json.
 
-Pinned by ``deploy/asyncapi/package-lock.json`` and installed with ``npm ci`` into
-``deploy/asyncapi/node_modules`` (gitignored) by ``python -m videoimport_devstack
-install``, so ``make test`` has it from a clean clone. ``validate.mjs`` parses a
-document, prints the diagnostics and exits 1 on an error.
+Pinned by ``deploy/asyncapi/package-lock.json`` and installed with ``npm ci`` into the
+per-user tool cache by ``python -m videoimport_devstack install`` (once per machine;
+``deploy/asyncapi/node_modules`` links to it), so ``make test`` has it from a clean clone.
+``validate.mjs`` parses a document, prints the diagnostics and exits 1 on an error.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
-from ._process import apt_install, run_command, which
-from ._server import file_sha256
+from ._cache import npm_tool
+from ._process import apt_install, which
 from .errors import InstallError
 from .paths import default_cache_dir, default_data_dir, deploy_dir
 from .s3 import node_major_version
@@ -43,22 +42,10 @@ def install(cache_dir: Path | None = None, log_dir: Path | None = None) -> Path:
         raise InstallError("node and npm are needed for the AsyncAPI parser")
     if node_major_version(node) < _MIN_NODE:
         raise InstallError(f"{_PACKAGE} needs Node.js {_MIN_NODE}+ (found {node})")
-    wanted = file_sha256(app / "package.json", app / "package-lock.json")
-    marker = app / "node_modules" / ".videoimport-installed"
-    cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".asyncapi-install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test sessions install once
-        if marker.is_file() and marker.read_text().strip() == wanted:
-            return app / "validate.mjs"
-        run_command(
-            ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-            log_path=log, what=f"npm ci ({_PACKAGE})", timeout=900, cwd=app,
-            env={**os.environ, "NODE_ENV": "production", "SCARF_ANALYTICS": "false"},
-            error=InstallError,
-        )  # fmt: skip
-        if not (app / "node_modules" / _PACKAGE).is_dir():
-            raise InstallError(f"npm ci did not install {_PACKAGE} into {app / 'node_modules'}")
-        marker.write_text(wanted + "\n")
+    npm_tool(
+        cache, app, package=_PACKAGE, npm_args=["--ignore-scripts"],
+        env={**os.environ, "NODE_ENV": "production", "SCARF_ANALYTICS": "false"}, log_path=log,
+    )  # fmt: skip
     return app / "validate.mjs"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import fcntl
 import importlib
 import os
 import re
@@ -15,6 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
+from ._cache import cached_tool
 from ._process import ChildProcess, Deadline, apt_install, run_command, tcp_accepts, which
 from ._server import LaunchSpec, Server, file_sha256
 from .errors import InstallError
@@ -73,7 +73,8 @@ class KafkaServer(Server):
         super().__init__(data_dir, cache_dir)
         self.pom = deploy_dir / "kafka" / "pom.xml"
         self.version = kafka_version(self.pom)
-        self.home = cache_dir / f"kafka-{self.version}"
+        # Keyed by the pom's content too: a clone with an edited pom gets jars of its own.
+        self.home = cache_dir / f"kafka-{self.version}-{file_sha256(self.pom)[:12]}"
         self.libs = self.home / "libs"
         self.dir = data_dir / "kafka"
         self.port = 0
@@ -96,31 +97,24 @@ class KafkaServer(Server):
             java = java_binary()
         if java is None or java_major_version(java) < 17:
             raise InstallError(f"Kafka {self.version} needs Java 17 or newer (found {java})")
+        cached_tool(self.cache_dir, self.home.name, self._resolve_jars)
+
+    def _resolve_jars(self, staging: Path) -> None:
+        """Copy the pom's jars into ``staging/libs`` (Maven only runs for a cold cache)."""
+        log = self.log_dir / "install.log"
         if which("mvn") is None:
             apt_install(["maven"], log_path=log, why="the Kafka jars are resolved with Maven")
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        marker = self.home / ".installed"
-        wanted = file_sha256(self.pom)
-        with (self.cache_dir / ".kafka-install.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if marker.is_file() and marker.read_text().strip() == wanted and self.libs.is_dir():
-                return
-            staging = self.home / "libs.partial"
-            shutil.rmtree(staging, ignore_errors=True)
-            run_command(
-                [
-                    "mvn", "-B", "-q", "-Dstyle.color=never", "-f", str(self.pom),
-                    "dependency:copy-dependencies", f"-DoutputDirectory={staging}",
-                ],
-                log_path=log, what=f"resolving the Kafka {self.version} jars", timeout=1200,
-                error=InstallError,
-            )  # fmt: skip
-            if not any(staging.glob("kafka_2.13-*.jar")):
-                raise InstallError(f"Maven did not copy the Kafka jars into {staging} (log: {log})")
-            marker.unlink(missing_ok=True)
-            shutil.rmtree(self.libs, ignore_errors=True)
-            staging.rename(self.libs)
-            marker.write_text(wanted + "\n")
+        libs = staging / "libs"
+        run_command(
+            [
+                "mvn", "-B", "-q", "-Dstyle.color=never", "-f", str(self.pom),
+                "dependency:copy-dependencies", f"-DoutputDirectory={libs}",
+            ],
+            log_path=log, what=f"resolving the Kafka {self.version} jars", timeout=1200,
+            error=InstallError,
+        )  # fmt: skip
+        if not any(libs.glob("kafka_2.13-*.jar")):
+            raise InstallError(f"Maven did not copy the Kafka jars into {libs} (log: {log})")
 
     # storage -----------------------------------------------------------------
 

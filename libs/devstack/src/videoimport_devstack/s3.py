@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import re
 import signal
@@ -13,8 +12,9 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from ._process import ChildProcess, Deadline, apt_install, run_command, which
-from ._server import LaunchSpec, Server, file_sha256
+from ._cache import npm_tool
+from ._process import ChildProcess, Deadline, apt_install, which
+from ._server import LaunchSpec, Server
 from .errors import InstallError
 
 # s3rver's built-in account; it checks V2 signatures only (V4 ones are accepted unchecked).
@@ -40,7 +40,6 @@ class S3Server(Server):
     def __init__(self, data_dir: Path, cache_dir: Path, deploy_dir: Path, bucket: str) -> None:
         super().__init__(data_dir, cache_dir)
         self.app_dir = deploy_dir / "s3"
-        self.node_modules = self.app_dir / "node_modules"
         self.objects_dir = data_dir / "s3"
         self.bucket = bucket
         self.port = 0
@@ -61,23 +60,10 @@ class S3Server(Server):
             raise InstallError("node and npm are needed for the S3 server (s3rver)")
         if node_major_version(node) < _MIN_NODE:
             raise InstallError(f"s3rver needs Node.js {_MIN_NODE}+ (found {node})")
-        lockfile = self.app_dir / "package-lock.json"
-        wanted = file_sha256(self.app_dir / "package.json", lockfile)
-        marker = self.node_modules / ".videoimport-installed"
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with (self.cache_dir / ".s3-install.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if marker.is_file() and marker.read_text().strip() == wanted:
-                return
-            # `npm ci` installs exactly what package-lock.json pins (and wipes node_modules).
-            run_command(
-                ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                log_path=log, what="npm ci (s3rver)", timeout=900, cwd=self.app_dir,
-                env={**os.environ, "NODE_ENV": "production"}, error=InstallError,
-            )  # fmt: skip
-            if not (self.node_modules / "s3rver").is_dir():
-                raise InstallError(f"npm ci did not install s3rver into {self.node_modules}")
-            marker.write_text(wanted + "\n")
+        npm_tool(
+            self.cache_dir, self.app_dir, package="s3rver", npm_args=[],
+            env={**os.environ, "NODE_ENV": "production"}, log_path=log,
+        )  # fmt: skip
 
     def prepare(self, ports: Mapping[str, int]) -> None:
         self.port = ports["s3"]
