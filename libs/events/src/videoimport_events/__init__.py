@@ -37,6 +37,7 @@ from videoimport_events.limits import (
 from videoimport_events.upcasting import UPCASTERS, Upcaster, UpcastError, Upcasters
 from videoimport_events.videos import (
     DeletionReason,
+    MediaInfo,
     MediaObjectDeleted,
     Outcome,
     VideoImported,
@@ -86,6 +87,7 @@ __all__ = [
     "JobCompleted",
     "JobState",
     "JobStatus",
+    "MediaInfo",
     "MediaObjectDeleted",
     "Outcome",
     "Overview",

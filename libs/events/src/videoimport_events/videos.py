@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+import msgspec
+
 from videoimport_events.base import Event
 
 
@@ -41,6 +43,26 @@ class VideoImportRequested(_VideoEvent, frozen=True, kw_only=True):
     metadata: dict[str, Any]
 
 
+class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What the stored file itself says (read by ffprobe from the stored object)."""
+
+    container: str
+    """The container format: ``mp4``, ``mov``, ``webm``, ``matroska``, ``avi``, … (the
+    stored ``mime_type`` follows from it)."""
+    duration: float
+    """Seconds."""
+    width: int
+    height: int
+    frame_rate: float | None
+    """Frames per second of the video stream (None when the file does not say)."""
+    video_codec: str
+    """ffprobe's codec name of the first video stream (``h264``, ``vp9``, ``av1``, …)."""
+    audio_codec: str | None
+    """The first audio stream's codec name; None when the file has no audio."""
+    bit_rate: int | None
+    """Overall bits per second (None when the file does not say)."""
+
+
 class StoredMedia(_VideoEvent, frozen=True, kw_only=True):
     """Fields shared by results that point at a stored media object."""
 
@@ -50,6 +72,11 @@ class StoredMedia(_VideoEvent, frozen=True, kw_only=True):
     """Object key in the media bucket; ``originalUrl`` is derived from it."""
     size: int
     sha256: str
+    media_info: MediaInfo | None = None
+    """Absent on results recorded before files were probed."""
+    poster_key: str | None = None
+    """Object key of the poster JPEG beside the video; ``posterUrl`` is derived from
+    it. None: recorded before posters were made."""
 
 
 Outcome = Literal["created", "updated"]

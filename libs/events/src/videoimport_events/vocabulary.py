@@ -36,6 +36,8 @@ FailureCode = Literal[
     "not_a_video",
     "internal_error",
     "cancelled",
+    "unreadable_video",
+    "too_long",
 ]
 """Why a video failed, for machines (``VideoImportFailed.code``)."""
 FAILURE_CODES: Final[frozenset[str]] = frozenset(get_args(FailureCode))

@@ -1,9 +1,10 @@
-"""A project's metadata config and the pure check of a video's metadata against it."""
+"""A project's config (metadata fields, size and duration limits) and the pure check of a
+video's metadata against it."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -25,6 +26,11 @@ class ProjectConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     metadata: list[MetadataField] = []
     allow_unknown_metadata: bool = False
     """When false, a metadata key the config does not name fails the video."""
+    max_file_size: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    """Bytes; a larger video fails ``too_large`` (under the deployment's own limit,
+    which applies too). None: only the deployment's limit."""
+    max_duration: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """Seconds; a longer video (as probed) fails ``too_long``. None: no limit."""
 
 
 def parse_config(raw: bytes | str) -> ProjectConfig:
