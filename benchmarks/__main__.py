@@ -18,10 +18,32 @@ from typing import Any
 
 from videoimport_devstack import LocalStack, StackInfo
 
-from . import bulk, e2e, eventlog, fairness, latency, rebuild, status_reads, transfer
-from .common import RESULTS_FILE, Result
+from . import (
+    bulk,
+    e2e,
+    eventlog,
+    fairness,
+    large,
+    latency,
+    rebuild,
+    scale_out,
+    status_reads,
+    transfer,
+)
+from .common import MB, RESULTS_FILE, Result
 
-BENCHMARKS = ("eventlog", "transfer", "e2e", "fairness", "rebuild", "bulk", "latency", "status")
+BENCHMARKS = (
+    "eventlog",
+    "transfer",
+    "e2e",
+    "fairness",
+    "rebuild",
+    "bulk",
+    "latency",
+    "status",
+    "large",
+    "scaleout",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,6 +85,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         help="videos of one bulk run (repeatable; default: 200 and 2000; --quick: 50 and 100)",
     )
+    parser.add_argument(
+        "--large-bytes",
+        type=int,
+        default=1_000_000_000,
+        help="bytes of each video of the large benchmark (--quick: 64 MB)",
+    )
+    parser.add_argument(
+        "--large-videos",
+        type=int,
+        default=4,
+        help="videos of the large benchmark's job (--quick: 2)",
+    )
+    parser.add_argument(
+        "--scale-videos",
+        type=int,
+        default=2000,
+        help="videos of each scale-out run, 1 and 2 ingesters (--quick: 200)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a smoke run)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="results JSON file")
     args = parser.parse_args(argv)
@@ -72,6 +112,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--backlog must be at least 1")
     if args.rebuild_events < 1:
         parser.error("--rebuild-events must be at least 1")
+    if args.large_bytes < 1_000_000:
+        parser.error("--large-bytes must be at least 1000000")
+    if args.large_videos < 1 or args.scale_videos < 1:
+        parser.error("--large-videos and --scale-videos must be at least 1")
     if any(count < 1 for count in args.bulk_videos or []):
         parser.error("--bulk-videos must be at least 1")
     return args
@@ -116,6 +160,21 @@ async def run_all(
         await latency.run(stack, results, work_dir, quick=args.quick)
     if "status" in selected:
         await status_reads.run(stack, results, work_dir, quick=args.quick)
+    if "large" in selected:
+        await large.run(
+            stack,
+            results,
+            work_dir,
+            videos=min(args.large_videos, 2) if args.quick else args.large_videos,
+            size=min(args.large_bytes, 64 * MB) if args.quick else args.large_bytes,
+        )
+    if "scaleout" in selected:
+        await scale_out.run(
+            stack,
+            results,
+            work_dir,
+            videos=min(args.scale_videos, 200) if args.quick else args.scale_videos,
+        )
 
 
 def write_results(

@@ -106,13 +106,18 @@ class Deployment:
 
 
 @contextlib.asynccontextmanager
-async def deployment(stack: StackInfo, log_dir: Path, name: str) -> AsyncIterator[Deployment]:
-    """Every service as a process on a fresh database, bucket and topic prefix, project
-    ``bench`` with a token, warmed up by one small job (consumer groups, pools)."""
+async def deployment(
+    stack: StackInfo, log_dir: Path, name: str, *, ingesters: int = 1
+) -> AsyncIterator[Deployment]:
+    """Every service as a process (``ingesters`` ingester processes) on a fresh database,
+    bucket and topic prefix, project ``bench`` with a token, warmed up by one small job
+    (consumer groups, pools)."""
     async with fresh_database(stack, f"bench_{name}") as dsn:
         bucket = await fresh_bucket(stack, f"bench-{name}-")
         own = dataclasses.replace(stack, postgres_dsn=dsn, s3_bucket=bucket)
-        services = ServiceSet(own, log_dir, topic_prefix=f"bench{secrets.token_hex(4)}.")
+        services = ServiceSet(
+            own, log_dir, topic_prefix=f"bench{secrets.token_hex(4)}.", ingesters=ingesters
+        )
         # From the main thread: the children die with the thread that spawned them.
         services.start()
         try:
@@ -177,8 +182,10 @@ async def _halves(dsn: str, job_ids: list[str]) -> tuple[float, float]:
     )
 
 
-async def pipeline(stack: StackInfo, source_url: str, log_dir: Path, videos: int) -> dict[str, Any]:
-    async with deployment(stack, log_dir, "bulk") as deployed:
+async def pipeline(
+    stack: StackInfo, source_url: str, log_dir: Path, videos: int, *, ingesters: int = 1
+) -> dict[str, Any]:
+    async with deployment(stack, log_dir, "bulk", ingesters=ingesters) as deployed:
         client = deployed.client
         await warm_up(client, source_url)
         sizes = batch_sizes(videos)

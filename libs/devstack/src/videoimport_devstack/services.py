@@ -25,6 +25,22 @@ WORKERS = tuple(name for name in SERVICES if name != "api")
 """The services with a health listener of their own (the API serves it on its port)."""
 
 
+def process_names(ingesters: int = 1) -> tuple[str, ...]:
+    """The children to run, in start order: ``SERVICES`` with ``ingester-2``,
+    ``ingester-3``… right after ``ingester`` when more than one ingester runs."""
+    names: list[str] = []
+    for name in SERVICES:
+        names.append(name)
+        if name == "ingester":
+            names += [f"ingester-{number}" for number in range(2, ingesters + 1)]
+    return tuple(names)
+
+
+def service_of(process: str) -> str:
+    """The service a child runs (``ingester-2`` runs the ingester)."""
+    return process.partition("-")[0]
+
+
 class ServiceSet:
     def __init__(
         self,
@@ -35,13 +51,18 @@ class ServiceSet:
         topic_prefix: str = "",
         bucket: str | None = None,
         extra_env: Mapping[str, str] | None = None,
+        ingesters: int = 1,
     ) -> None:
+        if ingesters < 1:
+            raise ValueError("ingesters must be at least 1")
         self.stack = stack
         self.log_dir = log_dir
         self.api_port = pick_port(api_port, ())
+        # Extra ingester processes share the database and topics (one consumer group).
+        self.processes = process_names(ingesters)
         # Picked once: a restarted worker listens where tools already probe it.
         self.health_ports: dict[str, int] = {}
-        for name in WORKERS:
+        for name in (process for process in self.processes if process != "api"):
             taken = (self.api_port, *self.health_ports.values())
             self.health_ports[name] = pick_port(None, taken)
         self.topic_prefix = topic_prefix
@@ -97,7 +118,7 @@ class ServiceSet:
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for name in SERVICES:
+            for name in self.processes:
                 self.start_one(name)
             self._wait_healthy(Deadline(timeout))
         except BaseException:
@@ -109,7 +130,7 @@ class ServiceSet:
         """(Re)start one service, e.g. after ``crash`` (same thread rule as ``start``)."""
         self.children[name] = spawn(
             name,
-            [sys.executable, "-m", f"videoimport_{name}"],
+            [sys.executable, "-m", f"videoimport_{service_of(name)}"],
             log_path=self.log_dir / f"{name}.log",
             env=self.environment(name),
         )
