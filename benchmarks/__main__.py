@@ -190,10 +190,27 @@ def write_results(
         },
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "error": error,
-        "results": [r.to_json() for r in results],
+        "results": _kept(path, args, results) + [r.to_json() for r in results],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def _kept(path: Path, args: argparse.Namespace, results: list[Result]) -> list[dict[str, Any]]:
+    """With ``--only``: the earlier results of the file that this run did not measure
+    again (each marked with the run it came from), so the page keeps every scenario."""
+    if not args.only or not path.exists():
+        return []
+    try:
+        earlier = json.loads(path.read_text())
+    except ValueError:
+        return []
+    measured = {r.name for r in results}
+    return [
+        {**r, "from_run": r.get("from_run") or earlier.get("finished_at")}
+        for r in earlier.get("results", [])
+        if r.get("name") not in measured
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

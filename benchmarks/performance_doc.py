@@ -85,6 +85,8 @@ def notes(scenario: str, results: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in results:
         d = r.get("details", {})
+        if r.get("from_run"):
+            lines.append(f"- {r['name']}: measured by an earlier run, {r['from_run']}")
         if scenario == "bulk":
             lines.append(
                 f"- N={d['videos']}: {d['seconds']:.1f} s; first half of the videos"
