@@ -2,7 +2,9 @@
 
 Checks the declared type and the first bytes before anything is stored, caps
 the size while streaming, fails a source slower than the minimum rate, and
-retries transient source failures with backoff. Source problems end as
+retries transient source failures with backoff; a body cut off by a reset or a
+read timeout continues with a range request where the source allows it
+(``resume``), in the same multipart upload. Source problems end as
 ``FetchError``; S3 errors propagate untouched, because they are ours to retry
 (the worker runs the whole request again).
 """
@@ -10,12 +12,15 @@ retries transient source failures with backoff. Source problems end as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import structlog
 from videoimport_projects import sniff
 
+from videoimport_ingester import resume
 from videoimport_ingester.adapters import metrics
 from videoimport_ingester.adapters.http_fetch import Body, FetchError, SafeFetcher
 from videoimport_ingester.adapters.s3_upload import S3Uploader, UploadJournal
@@ -26,6 +31,24 @@ log = structlog.get_logger(__name__)
 
 KeyFor = Callable[[str], str]
 """Maps the file extension (``.mp4``) to the object key."""
+
+
+class _Tries:
+    """One download's budget of tries, spent by fresh attempts and resumes alike."""
+
+    def __init__(self, attempts: int, backoff: float) -> None:
+        self.used = 1
+        self._attempts = attempts
+        self._delay = backoff
+
+    def next_wait(self, failure: FetchError) -> float | None:
+        """Seconds to wait before trying again after ``failure``; None: it is final."""
+        if not failure.transient or self.used >= self._attempts:
+            return None
+        self.used += 1
+        wait = max(self._delay, min(failure.retry_after or 0.0, 60.0))
+        self._delay *= 2
+        return wait * random.uniform(1.0, 1.25)
 
 
 class Transfer:
@@ -56,28 +79,30 @@ class Transfer:
         key_for: KeyFor,
         journal: UploadJournal | None = None,
         progress: ProgressReport | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> StoredObject:
         """Store the video behind ``url``; raises ``FetchError`` when it cannot.
 
         ``journal`` records every write before it starts (the uploads ledger);
         ``progress`` is told when each attempt's response arrives and its bytes.
+        ``max_bytes`` lowers this call's size cap below the deployment's (never raises it).
         """
-        delay = self._backoff
-        for attempt in range(1, self._attempts + 1):
+        limit = self._max_bytes if max_bytes is None else min(max_bytes, self._max_bytes)
+        tries = _Tries(self._attempts, self._backoff)
+        while True:
             try:
-                stored = await self._attempt(url, key_for, journal, progress)
+                stored = await self._attempt(url, key_for, journal, progress, limit, tries)
             except FetchError as exc:
                 metrics.DOWNLOAD_ATTEMPTS.labels(result=exc.code).inc()
-                if not exc.transient or attempt == self._attempts:
+                wait = tries.next_wait(exc)
+                if wait is None:
                     raise
-                wait = max(delay, min(exc.retry_after or 0.0, 60.0))
-                log.info("download failed, retrying", attempt=attempt, error=exc.reason)
-                await asyncio.sleep(wait * random.uniform(1.0, 1.25))
-                delay *= 2
+                log.info("download failed, retrying", attempt=tries.used - 1, error=exc.reason)
+                await asyncio.sleep(wait)
             else:
                 metrics.DOWNLOAD_ATTEMPTS.labels(result="ok").inc()
                 return stored
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _attempt(
         self,
@@ -85,6 +110,8 @@ class Transfer:
         key_for: KeyFor,
         journal: UploadJournal | None,
         progress: ProgressReport | None,
+        limit: int,
+        tries: _Tries,
     ) -> StoredObject:
         deadline = asyncio.timeout(self._total_timeout)
         slow = asyncio.timeout(None)
@@ -94,8 +121,9 @@ class Transfer:
             async with deadline, self._fetcher.open(url) as body, slow:
                 if progress is not None:
                     progress.downloading(body.content_length)
-                chunks = _metered(body.chunks(), meter, slow)
-                return await self._store(body, key_for, chunks, journal, progress)
+                chunks = self._resumable(url, body, tries, meter, slow)
+                async with contextlib.aclosing(chunks):  # a resumed response is released now
+                    return await self._store(body, key_for, chunks, journal, progress, limit)
         except TimeoutError as exc:
             if slow.expired():
                 # Not retried: a crawling origin must give its slot to other videos.
@@ -108,6 +136,53 @@ class Transfer:
         finally:
             metrics.DOWNLOADS_IN_FLIGHT.dec()
 
+    async def _resumable(
+        self, url: str, first: Body, tries: _Tries, meter: RateWindow, slow: asyncio.Timeout
+    ) -> AsyncGenerator[bytes, None]:
+        """``first``'s bytes and, when its connection breaks, the rest by range requests.
+
+        Continues at the exact byte received: what came before is already in the
+        upload (its parts, or the part being filled), so the uploader and its
+        sha256 see one unbroken stream and keep their multipart upload.
+        """
+        token = resume.resume_token(first.headers, first.content_length)
+        if token is None:
+            async for chunk in _metered(first.chunks(), meter, slow):
+                yield chunk
+            return
+        offset = 0
+        source: AbstractAsyncContextManager[Body] = contextlib.nullcontext(first)
+        while True:
+            try:
+                async with source as body:
+                    if body is not first and not resume.continues(
+                        token, offset, body.status, body.headers
+                    ):
+                        break
+                    if body is not first:
+                        metrics.DOWNLOAD_RESUMES.labels(outcome="resumed").inc()
+                    async for chunk in _metered(body.chunks(), meter, slow):
+                        offset += len(chunk)
+                        yield chunk
+                return
+            except FetchError as exc:
+                if not (exc.transient and resume.can_resume(token, offset)):
+                    raise
+                wait = tries.next_wait(exc)
+                if wait is None:
+                    raise
+                metrics.DOWNLOAD_ATTEMPTS.labels(result=exc.code).inc()
+                log.info("download interrupted, resuming", offset=offset, error=exc.reason)
+            await asyncio.sleep(wait)
+            source = self._fetcher.open(url, resume.range_headers(token, offset))
+        # The bytes so far belong to another version: a fresh attempt, a fresh upload.
+        metrics.DOWNLOAD_RESUMES.labels(outcome="restarted").inc()
+        raise FetchError(
+            "download_failed",
+            "download failed: the source changed or ignored the range asked for",
+            transient=True,
+        )
+
     async def _store(
         self,
         body: Body,
@@ -115,19 +190,20 @@ class Transfer:
         chunks: AsyncIterator[bytes],
         journal: UploadJournal | None,
         progress: ProgressReport | None,
+        limit: int,
     ) -> StoredObject:
         declared = sniff.base_type(body.content_type)
         if not sniff.acceptable_declared_type(declared):
             raise FetchError("not_a_video", f"not a video ({declared})")
-        if body.content_length is not None and body.content_length > self._max_bytes:
-            raise self._too_large(f"{body.content_length} bytes")
+        if body.content_length is not None and body.content_length > limit:
+            raise _too_large(f"{body.content_length} bytes", limit)
         head = await _read_head(chunks, sniff.SNIFF_BYTES)
         container = sniff.sniff(head)
         if container is None:
             raise FetchError("not_a_video", _not_a_video(declared, head))
         mime_type = sniff.recorded_type(container, declared)
         key = key_for(sniff.extension_for(mime_type, container))
-        capped = self._capped(head, chunks, progress)
+        capped = _capped(head, chunks, progress, limit)
         result = await self._uploader.upload(key, mime_type, capped, journal)
         return StoredObject(
             storage_key=key,
@@ -137,25 +213,29 @@ class Transfer:
             upload_id=result.upload_id,
         )
 
-    async def _capped(
-        self, head: bytes, rest: AsyncIterator[bytes], progress: ProgressReport | None
-    ) -> AsyncIterator[bytes]:
-        size = len(head)
-        metrics.DOWNLOADED_BYTES.inc(len(head))
-        if progress is not None:
-            progress.received(size)
-        yield head
-        async for chunk in rest:
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise self._too_large(f"more than {self._max_bytes} bytes")
-            metrics.DOWNLOADED_BYTES.inc(len(chunk))
-            if progress is not None:
-                progress.received(size)  # cheap: the worker's watch decides what to write
-            yield chunk
 
-    def _too_large(self, size: str) -> FetchError:
-        return FetchError("too_large", f"too large: {size}, the limit is {self._max_bytes} bytes")
+async def _capped(
+    head: bytes, rest: AsyncIterator[bytes], progress: ProgressReport | None, limit: int
+) -> AsyncIterator[bytes]:
+    size = 0
+    async for chunk in _prepended(head, rest):
+        size += len(chunk)
+        if size > limit:  # the head too: a small cap can be below one network chunk
+            raise _too_large(f"more than {limit} bytes", limit)
+        metrics.DOWNLOADED_BYTES.inc(len(chunk))
+        if progress is not None:
+            progress.received(size)  # cheap: the worker's watch decides what to write
+        yield chunk
+
+
+async def _prepended(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield head
+    async for chunk in rest:
+        yield chunk
+
+
+def _too_large(size: str, limit: int) -> FetchError:
+    return FetchError("too_large", f"too large: {size}, the limit is {limit} bytes")
 
 
 async def _metered(

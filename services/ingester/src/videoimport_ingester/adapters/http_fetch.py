@@ -122,6 +122,9 @@ class Body:
         self.url = url
         self.content_type: str | None = response.headers.get("Content-Type")
         self.content_length: int | None = response.content_length
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+        """Case-insensitive."""
         self._response = response
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -154,14 +157,17 @@ class SafeFetcher:
         self._max_redirects = max_redirects
 
     @asynccontextmanager
-    async def open(self, url: str) -> AsyncIterator[Body]:
+    async def open(self, url: str, headers: Mapping[str, str] | None = None) -> AsyncIterator[Body]:
         """The body behind ``url`` after redirects; raises ``FetchError`` (only).
 
-        What the caller raises inside the block (S3 errors) passes through as is.
+        ``headers`` are added to every hop's request (a ``Range``); they cannot
+        replace the fixed ones. What the caller raises inside the block (S3
+        errors) passes through as is.
         """
+        sent = _HEADERS if headers is None else {**headers, **_HEADERS}
         current = checked_url(url, allow_private=self._allow_private)
         for _ in range(self._max_redirects + 1):
-            response = await self._request(current)
+            response = await self._request(current, sent)
             try:
                 if response.status in REDIRECTS:
                     current = redirect_target(
@@ -178,10 +184,10 @@ class SafeFetcher:
                 response.release()
         raise FetchError("too_many_redirects", f"more than {self._max_redirects} redirects")
 
-    async def _request(self, url: URL) -> aiohttp.ClientResponse:
+    async def _request(self, url: URL, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         try:
             response = await self._session.get(
-                url, allow_redirects=False, timeout=self._timeout, headers=_HEADERS
+                url, allow_redirects=False, timeout=self._timeout, headers=headers
             )
         except ForbiddenAddress as exc:
             raise FetchError("forbidden_address", forbidden_reason(url.raw_host or "")) from exc

@@ -11,6 +11,12 @@ DOWNLOADED_BYTES = Counter("videoimport_ingester_downloaded_bytes", "Bytes read 
 DOWNLOAD_ATTEMPTS = Counter(
     "videoimport_ingester_download_attempts", "Download attempts by result", ["result"]
 )
+DOWNLOAD_RESUMES = Counter(
+    "videoimport_ingester_download_resumes",
+    "Range requests after a broken download, by outcome: resumed (the rest came, same"
+    " upload) or restarted (the source changed or ignored the range: a fresh attempt)",
+    ["outcome"],
+)
 RESULTS = Counter(
     "videoimport_ingester_results", "Terminal video results appended, by state", ["state"]
 )
