@@ -276,6 +276,11 @@ async def test_projector_builds_status_rows_and_completes_each_job_once(
         "storage_key": "acme/media0/r.mp4",
         "outcome": "created",
         "link_expired": False,
+        "size": 100,
+        "sha256": "ab",
+        # Not probed (a result recorded before files were): nothing made up.
+        "media_info": None,
+        "poster_key": None,
     }
     skipped_row = videos[("jobmixed0001", 2)]
     assert (skipped_row["state"], skipped_row["reason"], skipped_row["media_id"]) == (

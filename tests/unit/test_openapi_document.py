@@ -28,6 +28,7 @@ from videoimport_api.domain.validation import (
 from videoimport_api.handlers import Dependencies
 from videoimport_api.metrics import ApiMetrics
 from videoimport_api.openapi_document import build_document
+from videoimport_events import MediaInfo
 
 VERSIONS = frozenset({"2025-03", "2026-01"})
 NOT_DOCUMENTED = ("/ui", "/schema", "/metrics")
@@ -185,6 +186,28 @@ def test_every_rendered_status_fits_the_schema(document: dict[str, Any]) -> None
         ),
         VideoRow(idx=2, system_name="s", external_id="c", state="failed", code="cancelled"),
         VideoRow(idx=3, system_name="s", external_id="d"),
+        VideoRow(
+            idx=4,
+            system_name="s",
+            external_id="e",
+            state="success",
+            media_id="m",
+            mime_type="video/quicktime",
+            storage_key="p/m/e.mov",
+            size=1048576,
+            sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            media_info=MediaInfo(
+                container="mov",
+                duration=3.0,
+                width=640,
+                height=360,
+                frame_rate=None,
+                video_codec="h264",
+                audio_codec=None,
+                bit_rate=None,
+            ),
+            poster_key="p/m/e.poster.jpg",
+        ),
     ]
     webhook = WebhookRow(state="pending", attempts=1, last_status=503, next_attempt_at=STARTED)
     started = render_status(job("started", success=1), [], lambda key: key)
@@ -195,6 +218,7 @@ def test_every_rendered_status_fits_the_schema(document: dict[str, Any]) -> None
     )
     assert conforms(document, "StatusStarted", started) == []
     assert conforms(document, "StatusFinished", finished) == []
+    assert finished["videos"][4]["video"]["posterUrl"] == "https://cdn.example/p/m/e.poster.jpg"
     assert conforms(document, "StatusFinished", started) != []
 
 

@@ -63,15 +63,40 @@ def test_a_job_page_context_renders_times_and_attempts() -> None:
                                 stream_id="job-p2k7w9x4c3md")],
         timeline_truncated=False,
     )  # fmt: skip
-    context = pages.job_context("newsroom", page, 2000)
+    context = pages.job_context("newsroom", page, 2000, lambda key: f"/media/{key}")
     assert context["job"]["started_at"] == "2026-11-28 09:30:00"
     assert context["job"]["finished"] is False and context["job"]["finished_at"] == ""
     assert context["videos"][0] == {
         "index": 0, "system_name": "s", "external_id": "a", "state": "failed", "phase": "done",
-        "code": "timeout", "reason": "", "media_id": "",
+        "code": "timeout", "reason": "", "media_id": "", "duration": "", "dimensions": "",
+        "poster": None,
     }  # fmt: skip
     assert context["attempts"] == [
         {"attempt": 1, "result": "failed", "status": "", "error": "503",
          "time": "2026-11-28 09:30:00"}
     ]  # fmt: skip
     assert context["timeline"][0]["type"] == "ImportRequested"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, ""), (0.0, "0.0 s"), (4.25, "4.2 s"), (59.94, "59.9 s"), (65.4, "1:05"),
+     (3725.0, "1:02:05")],
+)  # fmt: skip
+def test_a_duration_reads_as_seconds_or_a_clock(seconds: float | None, text: str) -> None:
+    assert pages.human_duration(seconds) == text
+
+
+def test_a_poster_is_linked_unless_there_is_none_or_the_objects_were_deleted() -> None:
+    def line(**fields: object) -> VideoLine:
+        return VideoLine(idx=0, system_name="s", external_id="e", state="success", **fields)  # type: ignore[arg-type]
+
+    page = JobPage(
+        job=job(success=3),
+        videos=[line(poster_key="k.poster.jpg", width=1920, height=1080), line(),
+                line(poster_key="k.poster.jpg", link_expired=True)],
+        webhook_attempts=[], timeline=[], timeline_truncated=False,
+    )  # fmt: skip
+    videos = pages.job_context("p", page, 2000, lambda key: f"/media/{key}")["videos"]
+    assert [v["poster"] for v in videos] == ["/media/k.poster.jpg", None, None]
+    assert [v["dimensions"] for v in videos] == ["1920x1080", "", ""]

@@ -1,8 +1,9 @@
 """``GET|HEAD /media/{key}``: a stored object behind a signed, unexpired link.
 
-The key must have the shape of a stored object's key (else 404, and the bucket is
-never asked), and the query must carry a valid signature for it (else 403).
-A ``Range`` is passed to S3 (206, or 416 when unsatisfiable).
+The key must have the shape of a stored object's key, a video or its poster (else
+404, and the bucket is never asked), and the query must carry a valid signature for
+it (else 403). A ``Range`` is passed to S3 (206, or 416 when unsatisfiable). A poster
+is always served as ``image/jpeg``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from litestar.response import Stream
 
 from videoimport_api.adapters.s3 import MediaObject, MediaStore, RangeNotSatisfiable
 from videoimport_api.domain.errors import ApiError, FieldError
-from videoimport_api.domain.media_links import MediaKey, parse_key
+from videoimport_api.domain.media_links import LOCAL_BASE, MediaKey, parse_key
 from videoimport_api.handlers import Dependencies
 
-MEDIA_PATH = "/media/{key:path}"
+MEDIA_PATH = LOCAL_BASE + "/{key:path}"
 
 
 def no_media() -> ApiError:
@@ -65,14 +66,24 @@ def media_routes(deps: Dependencies) -> list[HTTPRouteHandler]:
         found = await store.head(media_key.key)
         if found is None:
             raise no_media()
-        headers = {**found.headers, "content-disposition": media_key.content_disposition}
+        headers = {
+            **_typed(found.headers, media_key),
+            "content-disposition": media_key.content_disposition,
+        }
         return Response(content=None, status_code=200, headers=headers)
 
     return [media, media_head]
 
 
+def _typed(headers: dict[str, str], key: MediaKey) -> dict[str, str]:
+    """A poster is a JPEG whatever the bucket says, so ``nosniff`` never blocks it."""
+    if key.content_type is None:
+        return dict(headers)
+    return {**headers, "content-type": key.content_type}
+
+
 def _stream(found: MediaObject, chunks: AsyncIterator[bytes], key: MediaKey) -> Stream:
-    headers = dict(found.headers)
+    headers = _typed(found.headers, key)
     media_type = headers.pop("content-type")
     headers["content-disposition"] = key.content_disposition
     return Stream(content=chunks, status_code=found.status, headers=headers, media_type=media_type)

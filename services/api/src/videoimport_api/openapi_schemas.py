@@ -23,6 +23,7 @@ from videoimport_api.domain.validation import (
     MAX_SYSTEM_NAME,
     MAX_URL,
 )
+from videoimport_api.openapi_media import MediaVideo
 
 # No C0 control character and no DEL (``json_limits.identity_problem``).
 IDENTITY_PATTERN = "^[^\\x00-\\x1f\\x7f]*$"
@@ -156,19 +157,6 @@ class Counts(msgspec.Struct, kw_only=True):
     success: int
     skipped: int
     failed: int
-
-
-class MediaVideo(msgspec.Struct, kw_only=True, rename="camel"):
-    media_id: str
-    original_url: Annotated[
-        str | None,
-        Meta(
-            description="A signed link, valid for the deployment's link lifetime; null once "
-            "a later re-import superseded and deleted the object."
-        ),
-    ]
-    mime_type: str
-    link_expired: Literal[True] | UnsetType = UNSET
 
 
 Phase = Annotated[VideoPhase, Meta(description="Only in a paged status.")]

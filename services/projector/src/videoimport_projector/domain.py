@@ -17,6 +17,7 @@ from videoimport_events import (
     ImportRequested,
     JobCompleted,
     JobStatus,
+    MediaInfo,
     MediaObjectDeleted,
     Overview,
     VideoImported,
@@ -106,6 +107,11 @@ class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
     mime_type: str | None = None
     storage_key: str | None = None
     outcome: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    media_info: MediaInfo | None = None
+    """What the stored file says; None for results recorded before files were probed."""
+    poster_key: str | None = None
 
 
 def _settled(state: JobState) -> JobState:
@@ -209,28 +215,31 @@ def video_row(event: object) -> VideoRow | None:
     )
     if isinstance(event, VideoImported):
         return msgspec.structs.replace(
-            identity,
-            state="success",
-            media_id=event.media_id,
-            mime_type=event.mime_type,
-            storage_key=event.storage_key,
-            outcome=event.outcome,
+            _stored(identity, event), state="success", outcome=event.outcome
         )
     if isinstance(event, VideoImportSkipped):
         return msgspec.structs.replace(
-            identity,
-            state="skipped",
-            reason=event.reason,
-            code=event.code,
-            media_id=event.media_id,
-            mime_type=event.mime_type,
-            storage_key=event.storage_key,
+            _stored(identity, event), state="skipped", reason=event.reason, code=event.code
         )
     if isinstance(event, VideoImportFailed):
         return msgspec.structs.replace(
             identity, state="failed", reason=event.reason, code=event.code
         )
     return identity
+
+
+def _stored(identity: VideoRow, event: VideoImported | VideoImportSkipped) -> VideoRow:
+    """The row's fields about the stored object, as the result recorded them."""
+    return msgspec.structs.replace(
+        identity,
+        media_id=event.media_id,
+        mime_type=event.mime_type,
+        storage_key=event.storage_key,
+        size=event.size,
+        sha256=event.sha256,
+        media_info=event.media_info,
+        poster_key=event.poster_key,
+    )
 
 
 def newer_row(old: VideoRow | None, new: VideoRow) -> VideoRow:

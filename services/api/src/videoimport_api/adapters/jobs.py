@@ -26,10 +26,6 @@ from videoimport_api.domain.status import JobRow, VideoProgress, VideoRow
 _LISTED_COLUMNS = (
     "job_id, state, system_name, video_count, started_at, finished_at, success, skipped, failed"
 )
-_VIDEO_COLUMNS = (
-    "idx, system_name, external_id, state, reason, code, media_id, mime_type, storage_key,"
-    " link_expired"
-)
 # A queue row's video: its own column, or (rows queued before it existed) the envelope.
 _TASK_INDEX = "coalesce(video_index, (envelope::jsonb->'data'->>'index')::int)"
 
@@ -80,7 +76,7 @@ async def _projected_videos(
     conn: asyncpg.Connection, job_id: str, query: VideosQuery
 ) -> list[VideoRow]:
     rows = await conn.fetch(
-        f"SELECT {_VIDEO_COLUMNS} FROM status_videos WHERE job_id = $1 AND idx > $2"
+        f"SELECT {postgres.VIDEO_COLUMNS} FROM status_videos WHERE job_id = $1 AND idx > $2"
         " AND CASE WHEN $3::text IS NULL THEN true"
         " WHEN $3 = 'started' THEN state IS NULL ELSE state = $3 END"
         " ORDER BY idx LIMIT $4",
@@ -89,7 +85,7 @@ async def _projected_videos(
         query.state,
         query.limit + 1,
     )
-    return [VideoRow(**dict(row)) for row in rows]
+    return [postgres.video_row(row) for row in rows]
 
 
 async def _requested_videos(

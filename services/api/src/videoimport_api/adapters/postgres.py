@@ -5,9 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
-from videoimport_events import job_stream
+import msgspec
+from videoimport_events import MediaInfo, job_stream
 
 from videoimport_api.domain.status import STARTED, JobRow, VideoRow, WebhookRow
+
+VIDEO_COLUMNS = (
+    "idx, system_name, external_id, state, reason, code, media_id, mime_type, storage_key,"
+    " link_expired, size, sha256, media_info::text AS media_info, poster_key"
+)
+"""The ``status_videos`` columns a ``VideoRow`` is read from (``video_row``)."""
+
+_media_info = msgspec.json.Decoder(MediaInfo)
+
+
+def video_row(record: asyncpg.Record) -> VideoRow:
+    """A ``status_videos`` row selected with ``VIDEO_COLUMNS``."""
+    fields = dict(record)
+    info = fields.pop("media_info", None)
+    return VideoRow(**fields, media_info=None if info is None else _media_info.decode(info))
 
 
 async def claim_idempotency_key(
@@ -56,15 +72,13 @@ async def projected_status(
             videos = []
             if job.state != STARTED:
                 videos = await conn.fetch(
-                    "SELECT idx, system_name, external_id, state, reason, code, media_id,"
-                    " mime_type, storage_key, link_expired FROM status_videos"
-                    " WHERE job_id = $1 ORDER BY idx",
+                    f"SELECT {VIDEO_COLUMNS} FROM status_videos WHERE job_id = $1 ORDER BY idx",
                     job_id,
                 )
     except asyncpg.UndefinedTableError:
         # The projector creates its tables when it first starts; until then nothing is projected.
         return None
-    return job, [VideoRow(**dict(v)) for v in videos]
+    return job, [video_row(v) for v in videos]
 
 
 async def projected_job(conn: asyncpg.Connection, project: str, job_id: str) -> JobRow | None:

@@ -5,8 +5,9 @@ A link is ``{base}/{key}?expires=<unix seconds>&signature=<sig>``, where ``sig``
 without padding. Players and CDNs cannot send bearer tokens; they can follow a URL.
 
 Only keys of the shape the ingester writes (``{project}/{mediaId}/{eventId}{ext}``,
-see its ``domain.storage_key``) are ever looked up, so ``../``, absolute paths,
-empty keys and anything percent-encoded never reach the bucket.
+see its ``domain.storage_key``, and the poster beside it, ``….poster.jpg``) are ever
+looked up, so ``../``, absolute paths, empty keys and anything percent-encoded never
+reach the bucket.
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ from videoimport_api.domain.status import original_url
 MIN_SECRET_BYTES: Final = 32
 MAX_EXPIRES_DIGITS: Final = 12
 _DOMAIN: Final = b"videoimport-media-v1\n"
+POSTER_SUFFIX: Final = ".poster.jpg"
+"""The poster JPEG's key is the video's key with this in place of its extension."""
+POSTER_TYPE: Final = "image/jpeg"
+LOCAL_BASE: Final = "/media"
+"""Where this server itself serves the links (``media.MEDIA_PATH``)."""
 
 KEY_SHAPE: Final = re.compile(
     r"(?P<project>[A-Za-z0-9][A-Za-z0-9._-]{0,63})"  # the CLI's project names
     r"/(?P<media_id>[a-z2-7]{20})"  # base32 of a sha256, lower case, 20 characters
     r"/(?P<event_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
-    r"(?P<ext>\.[a-z0-9]{1,8})",
+    r"(?P<ext>\.poster\.jpg|\.[a-z0-9]{1,8})",
     re.ASCII,
 )
 _HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+")
@@ -46,6 +52,11 @@ class MediaKey:
     def content_disposition(self) -> str:
         # Safe ASCII by construction: the shape allows only [a-z0-9.] here.
         return f'inline; filename="{self.media_id}{self.extension}"'
+
+    @property
+    def content_type(self) -> str | None:
+        """The type this key is always served as (a poster); None: the stored one."""
+        return POSTER_TYPE if self.extension == POSTER_SUFFIX else None
 
 
 def parse_key(key: str) -> MediaKey | None:
@@ -104,10 +115,17 @@ class MediaLinks:
     ttl_seconds: int
     base_url: str
 
-    def url(self, key: str, now: float) -> str:
+    def url(self, key: str, now: float, base_url: str | None = None) -> str:
+        """The link under ``base_url`` (default: the configured media base URL)."""
         expires = int(now) + self.ttl_seconds
         sig = signature(self.secret, key, expires)
-        return f"{original_url(self.base_url, key)}?expires={expires}&signature={sig}"
+        base = self.base_url if base_url is None else base_url
+        return f"{original_url(base, key)}?expires={expires}&signature={sig}"
+
+    def local_url(self, key: str, now: float) -> str:
+        """The link as a path on this server: same origin for the operator page,
+        whatever host ``base_url`` names (a CDN, a proxy)."""
+        return self.url(key, now, LOCAL_BASE)
 
     def problem(self, key: str, expires: str | None, given: str | None, now: float) -> str | None:
         return link_problem(self.secret, key, expires, given, now)

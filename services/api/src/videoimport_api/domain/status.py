@@ -12,7 +12,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import msgspec
-from videoimport_events import JobStatus, VideoPhase, VideoState, WebhookState
+from videoimport_events import JobStatus, MediaInfo, VideoPhase, VideoState, WebhookState
 
 STARTED: Final[JobStatus] = "started"
 
@@ -55,6 +55,11 @@ class VideoRow(msgspec.Struct, frozen=True, kw_only=True):
     storage_key: str | None = None
     link_expired: bool = False
     """The object was deleted (superseded by a re-import): no link any more."""
+    size: int | None = None
+    sha256: str | None = None
+    media_info: MediaInfo | None = None
+    """What the stored file says; None for results recorded before files were probed."""
+    poster_key: str | None = None
 
 
 class VideoProgress(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +101,26 @@ def render_started(job: JobRow) -> dict[str, Any]:
     }
 
 
+def render_probed(video: VideoRow, info: MediaInfo, link: Link) -> dict[str, Any]:
+    """The fields a probed file adds to its ``video`` object. All of them or none: a
+    result recorded before files were probed keeps the contract's three fields only.
+    ``posterUrl`` is null without a poster, or once the objects were deleted."""
+    poster = None if video.link_expired else video.poster_key
+    return {
+        "duration": info.duration,
+        "width": info.width,
+        "height": info.height,
+        "frameRate": info.frame_rate,
+        "videoCodec": info.video_codec,
+        "audioCodec": info.audio_codec,
+        "bitRate": info.bit_rate,
+        "container": info.container,
+        "size": video.size,
+        "sha256": video.sha256,
+        "posterUrl": None if poster is None else link(poster),
+    }
+
+
 def render_video(video: VideoRow, link: Link) -> dict[str, Any]:
     identity = {"systemName": video.system_name, "externalId": video.external_id}
     if video.state in ("success", "skipped"):
@@ -112,6 +137,8 @@ def render_video(video: VideoRow, link: Link) -> dict[str, Any]:
         }
         if video.link_expired:
             rendered["video"]["linkExpired"] = True
+        if video.media_info is not None:
+            rendered["video"].update(render_probed(video, video.media_info, link))
         return rendered
     if video.state is None:
         # Only reachable if the read model were inconsistent; say so rather than guess.

@@ -5,6 +5,7 @@ Everything here is rendered by autoescaping templates; nothing is marked safe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
@@ -30,6 +31,12 @@ class VideoLine(msgspec.Struct, frozen=True, kw_only=True):
     """``ingest_tasks.phase`` of a video without a result; None while queued."""
     bytes_done: int | None = None
     bytes_total: int | None = None
+    duration: float | None = None
+    """Seconds, from the probed ``media_info``; None when the file was not probed."""
+    width: int | None = None
+    height: int | None = None
+    poster_key: str | None = None
+    link_expired: bool = False
 
 
 class WebhookAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,6 +132,23 @@ def phase_text(video: VideoLine) -> str:
     return f"{phase} {done} of {human_bytes(video.bytes_total)}"
 
 
+def human_duration(seconds: float | None) -> str:
+    """``4.2 s`` under a minute, else ``1:05`` or ``1:02:05``; empty when not probed."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def dimensions(video: VideoLine) -> str:
+    if video.width is None or video.height is None:
+        return ""
+    return f"{video.width}x{video.height}"
+
+
 def when(value: datetime | None) -> str:
     return "" if value is None else timestamp(value)
 
@@ -157,7 +181,11 @@ def jobs_context(
     }
 
 
-def job_context(project: str, page: JobPage, timeline_cap: int) -> dict[str, Any]:
+def job_context(
+    project: str, page: JobPage, timeline_cap: int, poster_link: Callable[[str], str]
+) -> dict[str, Any]:
+    """``poster_link`` signs a poster's key into a link this server serves (same origin,
+    so the page's ``img-src 'self'`` allows it)."""
     videos = [
         {
             "index": v.idx,
@@ -168,6 +196,11 @@ def job_context(project: str, page: JobPage, timeline_cap: int) -> dict[str, Any
             "code": v.code or "",
             "reason": v.reason or "",
             "media_id": v.media_id or "",
+            "duration": human_duration(v.duration),
+            "dimensions": dimensions(v),
+            "poster": (
+                None if v.poster_key is None or v.link_expired else poster_link(v.poster_key)
+            ),
         }
         for v in page.videos
     ]

@@ -118,7 +118,10 @@ async def _videos(conn: asyncpg.Connection, project: str, job_id: str) -> list[V
         async with conn.transaction():
             rows = await conn.fetch(
                 "SELECT v.idx, v.system_name, v.external_id, v.state, v.code, v.reason,"
-                " v.media_id, t.phase, t.bytes_done, t.bytes_total"
+                " v.media_id, t.phase, t.bytes_done, t.bytes_total,"
+                " (v.media_info->>'duration')::float8 AS duration,"
+                " (v.media_info->>'width')::int AS width, (v.media_info->>'height')::int AS height,"
+                " v.poster_key, v.link_expired"
                 " FROM status_videos v LEFT JOIN LATERAL ("
                 # A row whose worker died (lease run out) is queued again.
                 "  SELECT CASE WHEN lease_until > now() THEN phase END AS phase,"

@@ -7,6 +7,7 @@ framed, cached or leak a referrer.
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 from typing import Any, Final
 
@@ -165,7 +166,13 @@ def ui_handlers(deps: Dependencies) -> list[HTTPRouteHandler]:
                 page = await queries.job_page(conn, grant.project, job_id)
         if page is None:
             return _error(404, "no such import job in this project")
-        context = pages.job_context(grant.project, page, queries.TIMELINE_CAP)
+        now = time.time()  # like a status: fresh links on every view
+        context = pages.job_context(
+            grant.project,
+            page,
+            queries.TIMELINE_CAP,
+            lambda key: deps.media_links.local_url(key, now),
+        )
         return _page("job.html", context)
 
     @get("/ui/static/ui.css", **hooks)

@@ -148,6 +148,10 @@ async def save_videos(
             r.mime_type,
             r.storage_key,
             r.outcome,
+            r.size,
+            r.sha256,
+            None if r.media_info is None else _encoder.encode(r.media_info).decode(),
+            r.poster_key,
         )
         for r in rows
     ]
@@ -156,13 +160,15 @@ async def save_videos(
     # A terminal row is never overwritten by a "requested" one (see domain.newer_row).
     await conn.executemany(
         f"INSERT INTO {tables.videos} AS v (job_id, idx, system_name, external_id, state,"
-        " reason, code, media_id, mime_type, storage_key, outcome)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        " reason, code, media_id, mime_type, storage_key, outcome, size, sha256, media_info,"
+        " poster_key)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::json, $15)"
         " ON CONFLICT (job_id, idx) DO UPDATE SET system_name = EXCLUDED.system_name,"
         " external_id = EXCLUDED.external_id, state = EXCLUDED.state,"
         " reason = EXCLUDED.reason, code = EXCLUDED.code, media_id = EXCLUDED.media_id,"
         " mime_type = EXCLUDED.mime_type, storage_key = EXCLUDED.storage_key,"
-        " outcome = EXCLUDED.outcome"
+        " outcome = EXCLUDED.outcome, size = EXCLUDED.size, sha256 = EXCLUDED.sha256,"
+        " media_info = EXCLUDED.media_info, poster_key = EXCLUDED.poster_key"
         " WHERE EXCLUDED.state IS NOT NULL OR v.state IS NULL",
         values,
     )
