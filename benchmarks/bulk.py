@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import os
 import secrets
 import sys
@@ -40,7 +39,7 @@ from videoimport_devstack.services import ServiceSet
 from .common import Result, cli, fresh_bucket, fresh_database, report, serve
 from .e2e import PROJECT_CONFIG, WARM_UP_VIDEOS
 from .fairness import MAX_BATCH, Client
-from .transfer import FTYP
+from .media import video_head
 
 VIDEO_BYTES = 100_000
 BARE_IN_FLIGHT = 8
@@ -54,8 +53,8 @@ def job_deadline(videos: int) -> float:
 
 
 class GeneratedSource:
-    """The client's video host: ``/v/{size}/{name}`` answers ``size`` bytes behind an mp4
-    header, distinct per name (its hash leads the random filler), with no added latency."""
+    """The client's video host: ``/v/{size}/{name}`` answers a decodable video of ``size``
+    bytes, distinct per name (``media.video_head``, then random filler), at once."""
 
     def __init__(self, largest: int = 1_000_000) -> None:
         self._filler = os.urandom(largest)
@@ -63,8 +62,8 @@ class GeneratedSource:
         self.app.router.add_get("/v/{size}/{name}", self._video)
 
     def body(self, name: str, size: int) -> bytes:
-        head = FTYP + hashlib.sha256(name.encode()).digest()
-        return (head + self._filler)[:size]
+        head = video_head(name, size)
+        return head + self._filler[: size - len(head)]
 
     async def _video(self, request: web.Request) -> web.Response:
         size = min(int(request.match_info["size"]), len(self._filler))

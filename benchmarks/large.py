@@ -23,7 +23,6 @@ mp4 header that is distinct per name, so N bodies of 1 GB cost 1 MiB here.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
@@ -39,7 +38,8 @@ from videoimport_ingester.settings import Settings
 
 from . import bulk
 from .common import MB, MIB, Result, fresh_bucket, report, serve
-from .transfer import FTYP, ingester_settings
+from .media import video_head
+from .transfer import ingester_settings
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -56,10 +56,10 @@ def size_label(size: int) -> str:
 
 
 def body_chunks(name: str, size: int, block: bytes) -> Iterator[bytes]:
-    """The ``size`` bytes of video ``name``: an mp4 ``ftyp`` box and the name's sha256,
-    then ``block`` over and over; pieces of ``len(block)`` bytes, made without copying
-    ``block`` more than twice."""
-    head = FTYP + hashlib.sha256(name.encode()).digest()
+    """The ``size`` bytes of video ``name``: a decodable video whose last box runs to
+    the end (``media.video_head``), then ``block`` over and over; pieces of
+    ``len(block)`` bytes, made without copying ``block`` more than twice."""
+    head = video_head(name, size)
     cut = len(block) - len(head)
     if cut <= 0:
         raise ValueError(f"the block must be longer than the {len(head)}-byte header")

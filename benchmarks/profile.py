@@ -34,6 +34,7 @@ from videoimport_devstack.services import SERVICES, ServiceSet
 
 from .common import REPO, cli, fresh_bucket, fresh_database, serve, with_database
 from .e2e import API, PROJECT_CONFIG
+from .media import video_head
 from .profile_measures import (
     cpu_seconds,
     machine_busy,
@@ -45,7 +46,6 @@ from .profile_measures import (
     summarise_stacks,
     table_writes,
 )
-from .transfer import FTYP
 
 BATCH = 1000  # the API's largest batch
 VIDEO_BYTES = 100_000
@@ -53,16 +53,17 @@ POLL_INTERVAL = 0.5
 
 
 class Origin:
-    """Serves a distinct mp4-headed ~100 KB body for every URL, at once."""
+    """Serves a distinct decodable ~100 KB video for every URL, at once."""
 
     def __init__(self) -> None:
-        self._tail = os.urandom(VIDEO_BYTES - len(FTYP) - 64)
+        self._tail = os.urandom(VIDEO_BYTES)
         self.app = web.Application()
         self.app.router.add_get("/videos/{name}", self._video)
 
     async def _video(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"].encode()[:64].ljust(64, b"\0")
-        return web.Response(body=FTYP + name + self._tail, content_type="video/mp4")
+        head = video_head(request.match_info["name"], VIDEO_BYTES)
+        body = head + self._tail[: VIDEO_BYTES - len(head)]
+        return web.Response(body=body, content_type="video/mp4")
 
 
 def batch(origin: str, tag: str, count: int) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -12,16 +13,29 @@ from videoimport_devstack.services import SERVICES, ServiceSet, process_names, s
 from videoimport_ingester.settings import Settings
 
 from benchmarks.large import body_chunks, in_flight, size_label
-from benchmarks.transfer import FTYP
+from benchmarks.media import smallest, template, video_head
 
-BLOCK = os.urandom(4096)
+BLOCK = os.urandom(64 * 1024)
+HEAD = smallest()
 
 
 def body(name: str, size: int) -> bytes:
     return b"".join(body_chunks(name, size, BLOCK))
 
 
-@pytest.mark.parametrize("size", [1, len(FTYP), 100, 4096, 4097, 3 * 4096 + 17, 10 * 4096])
+def boxes(data: bytes) -> list[tuple[bytes, int, int]]:
+    """The top-level mp4 boxes: (type, offset, size)."""
+    found, offset = [], 0
+    while offset < len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
+        found.append((kind, offset, size))
+        offset += size
+    return found
+
+
+@pytest.mark.parametrize("size", [HEAD, HEAD + 1, 100_000, 3 * len(BLOCK) + 17])
 def test_a_body_has_exactly_the_asked_length_in_pieces_no_longer_than_the_block(
     size: int,
 ) -> None:
@@ -30,16 +44,23 @@ def test_a_body_has_exactly_the_asked_length_in_pieces_no_longer_than_the_block(
     assert all(0 < len(piece) <= len(BLOCK) for piece in pieces)
 
 
-def test_a_body_starts_with_an_mp4_ftyp_box_then_the_names_hash() -> None:
-    data = body("a.mp4", 20_000)
-    assert data.startswith(FTYP)
-    assert data[len(FTYP) : len(FTYP) + 32] == hashlib.sha256(b"a.mp4").digest()
+def test_a_body_is_the_sample_then_one_free_box_to_the_end_holding_the_names_hash() -> None:
+    data = body("a.mp4", 200_000)
+    assert data.startswith(template())
+    last_kind, last_offset, last_size = boxes(data)[-1]
+    assert (last_kind, last_offset + last_size) == (b"free", len(data))
+    assert data[len(template()) + 8 : len(template()) + 40] == hashlib.sha256(b"a.mp4").digest()
+
+
+def test_a_body_of_4_gib_or_more_has_a_64_bit_free_box() -> None:
+    size = 5 * 2**30
+    head = video_head("big.mp4", size)
+    assert boxes(head)[-1] == (b"free", len(template()), size - len(template()))
 
 
 def test_the_block_repeats_after_the_header_across_pieces() -> None:
-    head = len(FTYP) + 32
-    data = body("a.mp4", head + 3 * len(BLOCK))
-    assert data[head:] == BLOCK * 3
+    data = body("a.mp4", HEAD + 3 * len(BLOCK))
+    assert data[HEAD:] == BLOCK * 3
 
 
 def test_bodies_are_distinct_per_name_and_the_same_for_the_same_name() -> None:
@@ -47,9 +68,11 @@ def test_bodies_are_distinct_per_name_and_the_same_for_the_same_name() -> None:
     assert body("a.mp4", 50_000) == body("a.mp4", 50_000)
 
 
-def test_a_block_no_longer_than_the_header_is_refused() -> None:
+def test_too_small_a_body_or_block_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least"):
+        video_head("a.mp4", HEAD - 1)
     with pytest.raises(ValueError, match="longer than"):
-        list(body_chunks("a.mp4", 100, b"x" * 10))
+        list(body_chunks("a.mp4", 100_000, b"x" * 10))
 
 
 def test_the_baseline_runs_as_many_videos_at_once_as_the_ingester() -> None:
