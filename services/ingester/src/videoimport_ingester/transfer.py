@@ -204,7 +204,9 @@ class Transfer:
         mime_type = sniff.recorded_type(container, declared)
         key = key_for(sniff.extension_for(mime_type, container))
         capped = _capped(head, chunks, progress, limit)
-        result = await self._uploader.upload(key, mime_type, capped, journal)
+        result = await self._uploader.upload(
+            key, mime_type, capped, journal, size_hint=body.content_length
+        )
         return StoredObject(
             storage_key=key,
             mime_type=mime_type,

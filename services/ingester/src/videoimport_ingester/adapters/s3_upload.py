@@ -23,6 +23,8 @@ import msgspec
 import structlog
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from videoimport_ingester.adapters.buffer_budget import BufferBudget
+
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
@@ -108,12 +110,21 @@ class _PartBuffer:
 
 class S3Uploader:
     def __init__(
-        self, client: S3Client, bucket: str, *, part_size: int, parts_in_flight: int = 2
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        part_size: int,
+        parts_in_flight: int = 2,
+        buffer_budget: int | None = None,
     ) -> None:
+        """``buffer_budget``: the bytes of part buffers all uploads together may hold
+        (``BufferBudget``); None: only each upload's own ``parts_in_flight`` bound."""
         self._client = client
         self._bucket = bucket
         self._part_size = part_size
         self._parts_in_flight = parts_in_flight
+        self._budget = None if buffer_budget is None else BufferBudget(buffer_budget)
 
     @property
     def bucket(self) -> str:
@@ -129,17 +140,24 @@ class S3Uploader:
         content_type: str,
         chunks: AsyncIterator[bytes],
         journal: UploadJournal | None = None,
+        *,
+        size_hint: int | None = None,
     ) -> UploadResult:
+        """Store ``chunks`` at ``key``; ``size_hint`` (the announced size, if any) keeps
+        a small object from reserving a whole part of the buffer budget."""
         digest = hashlib.sha256()
         buffer = _PartBuffer(self._part_size)
         multipart: _Multipart | None = None
+        parts = _Reservations(self._budget, self._part_size, size_hint)
         try:
+            await parts.next()
             async for chunk in chunks:
                 digest.update(chunk)
                 for part in buffer.add(chunk):
                     if multipart is None:
                         multipart = await self._start(key, content_type, journal)
-                    await multipart.add(part)
+                    await multipart.add(part, parts.hand_over())
+                    await parts.next()
             if multipart is None:
                 size = buffer.size
                 if journal is not None:
@@ -149,16 +167,18 @@ class S3Uploader:
                 )
                 return UploadResult(size=size, sha256=digest.hexdigest(), parts=1)
             if buffer.size:
-                await multipart.add(buffer.take())
-            parts = await multipart.complete()
+                await multipart.add(buffer.take(), parts.hand_over())
+            part_count = await multipart.complete()
         except BaseException:
             if multipart is not None:
                 await multipart.abort()
             raise
+        finally:
+            await parts.release_current()
         return UploadResult(
             size=multipart.size,
             sha256=digest.hexdigest(),
-            parts=parts,
+            parts=part_count,
             upload_id=multipart.upload_id,
         )
 
@@ -219,16 +239,29 @@ class _Multipart:
         """Tell ``journal`` when an abort succeeded (its entry then needs no cleanup)."""
         self._journal = (journal, entry)
 
-    async def add(self, data: io.BytesIO) -> None:
-        # Waiting here stops the caller from reading more: that is the memory bound.
-        await self._slots.acquire()
-        self._raise_failures()
+    async def add(self, data: io.BytesIO, reserved: Reserved) -> None:
+        """Upload ``data`` as the next part; ``reserved`` (its share of the buffer
+        budget) is given back once it is sent."""
+        try:
+            # Waiting here stops the caller from reading more: that is the memory bound.
+            await self._slots.acquire()
+        except BaseException:
+            await reserved.release()
+            raise
+        try:
+            self._raise_failures()
+        except BaseException:
+            self._slots.release()
+            await reserved.release()
+            raise
         number = len(self._tasks) + 1
         with data.getbuffer() as view:
             self.size += view.nbytes
-        self._tasks.append(asyncio.create_task(self._send(number, data)))
+        self._tasks.append(asyncio.create_task(self._send(number, data, reserved)))
 
-    async def _send(self, number: int, data: io.BytesIO) -> CompletedPartTypeDef:
+    async def _send(
+        self, number: int, data: io.BytesIO, reserved: Reserved
+    ) -> CompletedPartTypeDef:
         try:
             sent = await self._client.upload_part(
                 Bucket=self._bucket,
@@ -239,6 +272,8 @@ class _Multipart:
             )
         finally:
             self._slots.release()
+            data.close()  # the part's bytes go now, not when the upload ends
+            await reserved.release()
         return {"PartNumber": number, "ETag": sent["ETag"]}
 
     def _raise_failures(self) -> None:
@@ -278,3 +313,43 @@ class _Multipart:
             except Exception:
                 # The entry stays: aborting again later answers NoSuchUpload.
                 log.warning("could not record an aborted upload", key=self._key, exc_info=True)
+
+
+class Reserved:
+    """One part's share of the buffer budget, given back once."""
+
+    def __init__(self, budget: BufferBudget | None, size: int) -> None:
+        self._budget = budget
+        self._size = size
+
+    async def release(self) -> None:
+        budget, self._budget = self._budget, None
+        if budget is not None and self._size:
+            await budget.release(self._size)
+
+
+class _Reservations:
+    """The reservation of the part being filled, and the next one's."""
+
+    def __init__(self, budget: BufferBudget | None, part_size: int, size_hint: int | None):
+        self._budget = budget
+        self._part_size = part_size
+        self._left = size_hint
+        self._current = Reserved(None, 0)
+
+    async def next(self) -> None:
+        """Reserve the next part before its first byte is buffered."""
+        if self._budget is None:
+            return
+        size = self._part_size if self._left is None else min(self._part_size, self._left + 1)
+        self._current = Reserved(self._budget, await self._budget.reserve(size))
+        if self._left is not None:
+            self._left = max(0, self._left - self._part_size)
+
+    def hand_over(self) -> Reserved:
+        """The filled part's reservation goes with it to its upload."""
+        current, self._current = self._current, Reserved(None, 0)
+        return current
+
+    async def release_current(self) -> None:
+        await self._current.release()
