@@ -51,6 +51,10 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable ${RUNTIME_PACKAGES}
 
 FROM ${PYTHON_IMAGE} AS runtime
+# ffprobe and ffmpeg: the ingester reads each stored video's media info and poster frame.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 videoimport \
     && useradd --system --uid 10001 --gid videoimport --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin videoimport

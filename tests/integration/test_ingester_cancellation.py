@@ -205,9 +205,10 @@ async def test_a_cancel_that_arrives_while_the_result_is_stored_loses_nothing(
 
         await eventually(row_gone, "the request to be forgotten")
     assert source.hits[slow] == 1
-    # The object it stored is not registered: deleted once the request was handled.
-    assert calls.succeeded["PutObject"] == 1
-    assert calls.succeeded["DeleteObject"] == 1
+    # The objects it stored (the video, its poster) are not registered: deleted once
+    # the request was handled.
+    assert calls.succeeded["PutObject"] == 2
+    assert calls.succeeded["DeleteObject"] == 2
     assert await object_keys(settings) == []
     await assert_only_the_cancel_remains(database, conn, job_id, envelopes[0], failure_id)
     assert metric(ABANDONED, when="downloading") == abandoned

@@ -313,8 +313,9 @@ async def test_concurrent_jobs_for_one_video_register_it_once(
     kinds = sorted(type(r).__name__ for r in results)
     assert kinds == ["VideoImportSkipped", "VideoImported"]
     created = next(r for r in results if isinstance(r, VideoImported))
-    # The loser's download was made moot and removed; only the winner's object remains.
-    assert await object_keys(settings) == [created.storage_key]
+    # The loser's download (and poster) was made moot and removed; only the winner's remain.
+    assert created.poster_key is not None
+    assert await object_keys(settings) == sorted([created.storage_key, created.poster_key])
 
 
 async def test_a_storage_outage_raises_so_the_message_is_retried(

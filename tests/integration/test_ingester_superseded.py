@@ -98,7 +98,15 @@ async def test_a_superseded_object_is_deleted_after_the_grace_and_old_statuses_e
             await asyncio.sleep(1.0)  # a few more sweeps: nothing is recorded twice
             running.check_alive()
 
-        [deleted] = await deletions(conn)
+        # The old video and its poster, each recorded once.
+        assert old.poster_key is not None and new.poster_key is not None
+        by_key = {
+            d.event.storage_key: d
+            for d in await deletions(conn)
+            if isinstance(d.event, MediaObjectDeleted)
+        }
+        assert sorted(by_key) == sorted([old.storage_key, old.poster_key])
+        deleted = by_key[old.storage_key]
         event = deleted.event
         assert isinstance(event, MediaObjectDeleted)
         assert (event.storage_key, event.media_id, event.reason) == (
@@ -111,7 +119,7 @@ async def test_a_superseded_object_is_deleted_after_the_grace_and_old_statuses_e
         assert deleted.stream_version == 0
         assert await conn.fetchval("SELECT count(*) FROM superseded_objects") == 0
         # The new object is intact and still registered.
-        assert await object_keys(settings) == [new.storage_key]
+        assert await object_keys(settings) == sorted([new.storage_key, new.poster_key])
         stored, _ = await read_object(settings, new.storage_key)
         assert (
             sha256_of(stored)

@@ -223,9 +223,9 @@ async def test_a_lease_run_out_loses_its_upload_and_the_retry_settles_the_rest(
 
             event = await ingester.handle(envelope)
         assert isinstance(event, VideoImported)
-        assert event.storage_key == key
+        assert event.storage_key == key and event.poster_key is not None
         assert await ledger(conn) == []
-        assert await object_keys(settings) == [key]
+        assert await object_keys(settings) == sorted([key, event.poster_key])
 
 
 async def test_a_live_upload_is_never_touched(
@@ -305,7 +305,9 @@ async def test_a_retry_that_ends_differently_leaves_only_what_the_registry_refer
     assert isinstance(imported, VideoImported)
     assert imported.storage_key == key_of(webm, ".webm")
     assert open_uploads(stack, s3_bucket) == set()
-    assert await object_keys(settings) == sorted([created.storage_key, imported.storage_key])
+    assert created.poster_key is not None and imported.poster_key is not None
+    kept = [created.storage_key, created.poster_key, imported.storage_key, imported.poster_key]
+    assert await object_keys(settings) == sorted(kept)
     stored, _ = await read_object(settings, imported.storage_key)
     assert (
         sha256_of(stored)
@@ -346,8 +348,9 @@ async def test_normal_imports_leave_the_ledger_empty(
     assert states == ["VideoImportFailed", "VideoImported", "VideoImported"]
     assert await ledger(conn) == []
     assert open_uploads(stack, s3_bucket) == set()
-    registered = {r[0] for r in await conn.fetch("SELECT storage_key FROM media")}
-    assert set(await object_keys(settings)) == registered and len(registered) == 2
+    rows = await conn.fetch("SELECT storage_key, poster_key FROM media")
+    registered = {key for row in rows for key in row}  # each video and its poster
+    assert set(await object_keys(settings)) == registered and len(registered) == 4
     assert metric(CLEANED, by="request") == cleaned  # nothing was left to clean
 
 
@@ -410,7 +413,8 @@ async def test_sigkill_mid_multipart_then_a_restart_leaves_nothing_behind(
     assert result.event.storage_key == left["storage_key"]
     assert open_uploads(stack, s3_bucket) == set()
     assert await ledger(conn) == []
-    assert await object_keys(settings) == [left["storage_key"]]
+    poster = result.event.poster_key
+    assert await object_keys(settings) == sorted([left["storage_key"], poster])
     stored, _ = await read_object(settings, left["storage_key"])
     assert sha256_of(stored) == hashlib.sha256(big.read_bytes()).hexdigest()
 

@@ -1,7 +1,8 @@
 """The Dockerfile builds a production image: read as text, since no engine is assumed.
 
 Stages, a pinned uv, the dependency layer before the sources, only the runtime
-members, a non-root user and a healthcheck; .dockerignore keeps the rest out.
+members, ffmpeg for the ingester, a non-root user and a healthcheck; .dockerignore
+keeps the rest out.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ def test_only_the_runtime_members_are_built_and_shipped() -> None:
     assert runtime.all("COPY") == ["--from=build /opt/venv /opt/venv"]
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "devstack/src" not in dockerfile and "benchmarks" not in dockerfile
+
+
+def test_the_runtime_has_ffmpeg_without_recommends_or_package_lists() -> None:
+    (install,) = [args for args in by_name("runtime").all("RUN") if "apt-get" in args]
+    assert "apt-get install -y --no-install-recommends ffmpeg" in install
+    assert install.rstrip().endswith("rm -rf /var/lib/apt/lists/*")
 
 
 def test_runs_as_a_non_root_user_with_a_healthcheck() -> None:

@@ -42,22 +42,29 @@ STORED = domain.StoredObject(
 DOWNLOAD = media_decision.Download(media_id="m1", outcome="created")
 
 
-def test_a_registered_download_is_the_kept_write() -> None:
+def test_a_registered_download_and_its_poster_are_the_kept_writes() -> None:
     resolution = domain.resolve(REQUEST, DOWNLOAD, STORED)
-    assert domain.kept_write(resolution, STORED) == STORED
+    video = domain.KeptWrite(storage_key="news/m1/ev-1.mp4", upload_id="u1")
+    assert domain.kept_writes(resolution, STORED) == [video]
+    with_poster = msgspec.structs.replace(STORED, poster_key="news/m1/ev-1.poster.jpg")
+    resolution = domain.resolve(REQUEST, DOWNLOAD, with_poster)
+    assert domain.kept_writes(resolution, with_poster) == [
+        video,
+        domain.KeptWrite(storage_key="news/m1/ev-1.poster.jpg"),
+    ]
 
 
 def test_nothing_is_kept_when_the_result_registers_no_object_of_this_request() -> None:
     failed = domain.failed(REQUEST, "download_failed", "download failed: HTTP 404")
-    assert domain.kept_write(failed, STORED) is None
-    assert domain.kept_write(failed, None) is None
+    assert domain.kept_writes(failed, STORED) == []
+    assert domain.kept_writes(failed, None) == []
     # An update in place registers the object an earlier request stored.
     existing = domain.resolve(REQUEST, DOWNLOAD, STORED).record
     assert existing is not None
     earlier = media_decision.UpdateInPlace(
         record=msgspec.structs.replace(existing, storage_key="news/m1/old.mp4")
     )
-    assert domain.kept_write(domain.resolve(REQUEST, earlier), STORED) is None
+    assert domain.kept_writes(domain.resolve(REQUEST, earlier), STORED) == []
 
 
 @pytest.mark.parametrize("leased", [False, True])

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import asyncapi_tool, browser, compose_tool
+from . import asyncapi_tool, browser, compose_tool, media_tools
 from .errors import DevStackError
 from .info import read_stack_info
 from .paths import CACHE_DIR_ENV, DATA_DIR_ENV, XDG_CACHE_HOME_ENV, default_data_dir
@@ -115,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncapi_tool.install(args.cache_dir, data_dir / "logs")
             # Headless Chromium, which the operator page's browser test drives.
             browser.install(args.cache_dir, data_dir / "logs")
+            # ffprobe and ffmpeg, which the ingester runs on every stored video.
+            media_tools.install(args.cache_dir, data_dir / "logs")
             return 0
         if args.command == "compose":
             print(compose_tool.install(args.cache_dir, data_dir / "logs"))

@@ -16,7 +16,7 @@ import hashlib
 from typing import Any, Protocol, TypeAlias
 
 import msgspec
-from videoimport_events import FailureCode, Outcome, bounded_reason
+from videoimport_events import FailureCode, MediaInfo, Outcome, bounded_reason
 
 from videoimport_projects.config import ProjectConfig, metadata_errors
 
@@ -35,6 +35,11 @@ class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
     storage_key: str
     size: int
     sha256: str
+    media_info: MediaInfo | None = None
+    """What ffprobe read from the stored object (None: stored before files were probed)."""
+    poster_key: str | None = None
+    """The poster JPEG beside the stored object (None: none could be made, or stored
+    before posters were)."""
 
 
 class RequestedVideo(Protocol):

@@ -242,3 +242,39 @@ def not_a_video_reason(declared: str | None, head: bytes) -> str:
     if declared is None or declared in GENERIC_BINARY:
         return f"not a video ({content})"
     return f"not a video ({declared} declared, content is {content})"
+
+
+# The ffmpeg demuxer that reads each container: the ingester forces it, so that a file
+# cannot make ffprobe or ffmpeg pick another demuxer (a playlist that opens other URLs).
+_DEMUXERS: Final = {
+    **dict.fromkeys([MP4, M4V, QUICKTIME, THREE_GP, THREE_G2], "mov"),
+    **dict.fromkeys([WEBM, MATROSKA], "matroska"),
+    AVI: "avi",
+    FLV: "flv",
+    MPEG_TS: "mpegts",
+    MPEG_PS: "mpeg",
+    OGG: "ogg",
+    ASF: "asf",
+}
+# MediaInfo's name of a container where it differs from ``Container.name``.
+_PROBED_NAMES: Final = {QUICKTIME: "mov"}
+
+
+def demuxer_for(container: Container) -> str:
+    """The ffmpeg demuxer (``-f``) for a sniffed container."""
+    return _DEMUXERS[container]
+
+
+def probed_container(format_name: str, sniffed: Container) -> Container | None:
+    """The container ffprobe read, from its ``format_name`` (a comma list such as
+    ``mov,mp4,m4a,3gp,3g2,mj2`` or ``matroska,webm``, which cannot tell mp4 from
+    mov or WebM from Matroska) and the container the first bytes showed (its ISO
+    brand, its EBML DocType), which can; None when ffprobe read something else."""
+    if _DEMUXERS[sniffed] in format_name.split(","):
+        return sniffed
+    return None
+
+
+def container_name(container: Container) -> str:
+    """The name recorded in ``MediaInfo.container``: ``mp4``, ``mov``, ``webm``, …"""
+    return _PROBED_NAMES.get(container, container.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from videoimport_eventlog.runtime import skip_pool_reset
 from videoimport_events import TOPICS
 
 from videoimport_ingester.adapters.http_fetch import SafeFetcher, make_session
+from videoimport_ingester.adapters.media_probe import MediaProbe
 from videoimport_ingester.adapters.s3_upload import S3Uploader
 from videoimport_ingester.handlers import Ingester
 from videoimport_ingester.settings import Settings
@@ -106,7 +108,25 @@ async def build_ingester(settings: Settings) -> AsyncIterator[Ingester]:
             make_session(allow_private=settings.allow_private_urls)
         )
         transfer, uploader = build_transfer(settings, session, s3)
-        yield Ingester(pool, transfer, uploader, superseded_grace=settings.superseded_grace)
+        media = MediaProbe(
+            uploader,
+            ffprobe=media_tool(settings.ffprobe),
+            ffmpeg=media_tool(settings.ffmpeg),
+            timeout=settings.ingester_probe_timeout,
+        )
+        yield Ingester(pool, transfer, uploader, media, superseded_grace=settings.superseded_grace)
+
+
+def media_tool(name: str) -> str:
+    """The path of ``ffprobe``/``ffmpeg`` (a name is looked up on PATH): checked at
+    start, so a missing program stops the ingester instead of failing every video."""
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(
+            f"{name} not found: install ffmpeg (Debian's ffmpeg package), or set"
+            " VIDEOIMPORT_FFPROBE / VIDEOIMPORT_FFMPEG"
+        )
+    return found
 
 
 def health_probes(settings: Settings, ingester: Ingester) -> dict[str, health.Probe]:
@@ -139,6 +159,7 @@ def build_transfer(
         settings.s3_bucket,
         part_size=settings.s3_part_size,
         parts_in_flight=settings.s3_parts_in_flight,
+        buffer_budget=settings.s3_buffer_budget,
     )
     transfer = Transfer(
         fetcher,

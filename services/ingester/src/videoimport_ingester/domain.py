@@ -12,6 +12,7 @@ from typing import TypeAlias
 import msgspec
 from videoimport_events import (
     FailureCode,
+    MediaInfo,
     Outcome,
     VideoImported,
     VideoImportFailed,
@@ -43,6 +44,17 @@ class StoredObject(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str
     upload_id: str | None = None
     """The multipart upload that wrote it (None: one PutObject)."""
+    media_info: MediaInfo | None = None
+    """What ffprobe read from it (None until it is probed)."""
+    poster_key: str | None = None
+    """Its poster JPEG, written with one PutObject (None: none was made)."""
+
+
+class KeptWrite(msgspec.Struct, frozen=True, kw_only=True):
+    """An object of a request that its commit registers (its ledger entries go with it)."""
+
+    storage_key: str
+    upload_id: str | None = None
 
 
 class Resolution(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +134,8 @@ def _imported(
         url=record.url,
         file_name=record.file_name,
         metadata=record.metadata,
+        media_info=record.media_info,
+        poster_key=record.poster_key,
     )
     return Resolution(event=event, record=record)
 
@@ -145,6 +159,8 @@ def resolve(
             storage_key=existing.storage_key,
             size=existing.size,
             sha256=existing.sha256,
+            media_info=existing.media_info,
+            poster_key=existing.poster_key,
         )
         return Resolution(event=skipped, record=None)
     if isinstance(decision, UpdateInPlace):
@@ -163,16 +179,24 @@ def resolve(
         storage_key=stored.storage_key,
         size=stored.size,
         sha256=stored.sha256,
+        media_info=stored.media_info,
+        poster_key=stored.poster_key,
     )
     return _imported(request, record, decision.outcome, downloaded=True)
 
 
-def kept_write(resolution: Resolution, stored: StoredObject | None) -> StoredObject | None:
-    """The object of this request that the commit registers: its ledger entries go
-    with the commit, and only the other writes need cleaning up."""
+def kept_writes(resolution: Resolution, stored: StoredObject | None) -> list[KeptWrite]:
+    """The objects of this request that the commit registers (the video and its
+    poster): their ledger entries go with the commit, and only the other writes
+    need cleaning up."""
     if stored is None or resolution.record is None:
-        return None
-    return stored if resolution.record.storage_key == stored.storage_key else None
+        return []
+    if resolution.record.storage_key != stored.storage_key:
+        return []
+    kept = [KeptWrite(storage_key=stored.storage_key, upload_id=stored.upload_id)]
+    if stored.poster_key is not None:
+        kept.append(KeptWrite(storage_key=stored.poster_key))
+    return kept
 
 
 def cleanup_for(entry: UnsettledUpload) -> Cleanup | None:

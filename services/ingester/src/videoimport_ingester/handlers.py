@@ -8,10 +8,13 @@ transaction, which also deletes the request's queue row. The registry row is
 re-read under ``FOR UPDATE`` in that transaction: if another job changed it
 since the decision, the decision is made again. When that transaction
 replaces the row's stored object, the old key is recorded in
-``superseded_objects`` for the sweeper (``sweeper.py``).
+``superseded_objects`` for the sweeper (``sweeper.py``), with its poster.
+A downloaded video is probed from the stored object (``adapters/media_probe.py``):
+its media info and container's mime type, the project's duration limit, and a
+poster frame stored beside it.
 Every S3 write is first recorded in the uploads ledger; the commit drops the
-entry of the object it registers, and the request's other writes are
-aborted/deleted right after it (``adapters/unsettled_uploads.py``).
+entries of the objects it registers (the video, its poster), and the request's
+other writes are aborted/deleted right after it (``adapters/unsettled_uploads.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from videoimport_events import Envelope, FailureCode, VideoImportRequested, vide
 from videoimport_projects import ProjectConfig, parse_config
 from videoimport_projects.media_decision import Decision, MediaRecord
 
-from videoimport_ingester import domain
+from videoimport_ingester import domain, probe
 from videoimport_ingester.adapters import metrics, registry, superseded, tasks, unsettled_uploads
 from videoimport_ingester.adapters.http_fetch import FetchError
+from videoimport_ingester.adapters.media_probe import MediaProbe
 from videoimport_ingester.adapters.s3_upload import S3Uploader
 from videoimport_ingester.domain import CONSUMER, Resolution, StoredObject
 from videoimport_ingester.scheduling import ProgressReport
@@ -56,12 +60,14 @@ class Ingester:
         pool: asyncpg.Pool,
         transfer: Transfer,
         uploader: S3Uploader,
+        media: MediaProbe,
         *,
         superseded_grace: float = 7 * 24 * 3600.0,
     ) -> None:
         self._pool = pool
         self._transfer = transfer
         self._uploader = uploader
+        self._media = media
         self._superseded_grace = superseded_grace
         self._uploads = unsettled_uploads.UnsettledUploads(pool, uploader)
 
@@ -113,7 +119,9 @@ class Ingester:
         stored: StoredObject | None = None
         for _ in range(MAX_ROUNDS):
             decision = domain.decide(request, config, existing)
-            resolution, stored = await self._carry_out(envelope, request, decision, stored, report)
+            resolution, stored = await self._carry_out(
+                envelope, request, config, decision, stored, report
+            )
             report.storing()
             try:
                 return await self._commit(envelope, request, decision, resolution, existing, stored)
@@ -144,11 +152,12 @@ class Ingester:
         self,
         envelope: Envelope,
         request: VideoImportRequested,
+        config: ProjectConfig | None,
         decision: Decision,
         stored: StoredObject | None,
         report: ProgressReport,
     ) -> tuple[Resolution, StoredObject | None]:
-        if not isinstance(decision, domain.Download):
+        if not isinstance(decision, domain.Download) or config is None:
             # A download of an earlier round that a concurrent change made moot
             # is not registered, so the commit leaves its ledger entry for
             # deletion.
@@ -160,12 +169,20 @@ class Ingester:
                     request.project, decision.media_id, envelope.id, extension
                 )
 
+            journal = self._uploads.journal(envelope.id)
             try:
-                journal = self._uploads.journal(envelope.id)
-                stored = await self._transfer.copy(request.url, key_for, journal, report)
+                copied = await self._transfer.copy(
+                    request.url, key_for, journal, report, max_bytes=config.max_file_size
+                )
             except FetchError as exc:
                 log.info("download failed", code=exc.code, reason=exc.reason)
                 return domain.failed(request, exc.code, exc.reason), None
+            # Not registered when rejected: the commit leaves its ledger entry for deletion.
+            examined = await self._media.examine(copied, journal, config.max_duration)
+            if isinstance(examined, probe.Rejected):
+                log.info("stored file rejected", code=examined.code, reason=examined.reason)
+                return domain.failed(request, examined.code, examined.reason), None
+            stored = examined
         return domain.resolve(request, decision, stored), stored
 
     async def _commit(
@@ -186,7 +203,7 @@ class Ingester:
             project=request.project,
             causation_id=envelope.id,
         )
-        kept = domain.kept_write(resolution, stored)
+        kept = domain.kept_writes(resolution, stored)
         leftovers: list[domain.UnsettledUpload] | None = None
         async with self._pool.acquire() as conn:
             try:
@@ -197,13 +214,15 @@ class Ingester:
                         unsettled = await unsettled_uploads.settle_in_commit(
                             conn, envelope.id, kept
                         )
+                        # The log's append lock is held from here to the commit: only
+                        # the append and the queue row's delete run under it. The
+                        # delete comes after the append: until the lock is ours, the
+                        # row stays unlocked for the watch's progress writes.
+                        await store.append(conn, [new])
                         if not unsettled:
                             # Nothing to settle after the commit: the queue row
                             # goes with it (no crash point leaves it to be redone).
                             await tasks.finish(conn, envelope.id)
-                        # Last: the log's append lock is then held for one statement
-                        # and the commit, not for the writes above.
-                        await store.append(conn, [new])
                         leftovers = unsettled  # set after the append: a conflict rolls back all
                     else:
                         log.info("handled concurrently by another instance")
@@ -252,7 +271,7 @@ class Ingester:
                 )
         else:
             await registry.update(conn, record)
-            if current.storage_key != record.storage_key:
+            if current.storage_key != record.storage_key:  # its poster goes with it
                 await superseded.record(conn, current, self._superseded_grace)
 
 

@@ -24,6 +24,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_part_size: int = 8 * MIB
     s3_parts_in_flight: int = 2
     """Parts uploading at once per video; memory is about (this + 1) x part size."""
+    s3_buffer_budget: int = 64 * MIB
+    """Bytes of upload part buffers all videos together may hold (each part reserves
+    its size before it fills); what bounds the ingester's memory with large videos."""
     allow_private_urls: bool = False
     """Let video URLs reach loopback/private addresses (local stacks only)."""
     max_video_bytes: int = 5 * GIB
@@ -65,6 +68,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Tries of one source before a transient failure (5xx, reset) fails the video."""
     download_backoff: float = 1.0
     """First retry delay in seconds; doubles with each attempt."""
+    ingester_probe_timeout: float = 30.0
+    """Seconds each ffprobe (media info) or ffmpeg (poster frame) run on a stored
+    video may take before its process group is killed; a probe that does not finish
+    fails the video with ``unreadable_video``, a poster that does not is left out."""
+    ffprobe: str = "ffprobe"
+    """ffprobe's path, or a name looked up on PATH."""
+    ffmpeg: str = "ffmpeg"
+    """ffmpeg's path, or a name looked up on PATH."""
     superseded_grace: float = 7 * 24 * 3600.0
     """Seconds a media object replaced by a re-import with a new url is kept
     (older statuses still link to it) before the sweeper deletes it; 0 or
@@ -90,6 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.s3_part_size < S3_MIN_PART_SIZE:
             raise ValueError(f"s3_part_size must be at least {S3_MIN_PART_SIZE} bytes")
+        if self.s3_buffer_budget < self.s3_part_size:
+            raise ValueError("s3_buffer_budget must hold at least one part (s3_part_size)")
         if self.ingester_concurrency < 1 or self.s3_parts_in_flight < 1:
             raise ValueError("ingester_concurrency and s3_parts_in_flight must be positive")
         if self.download_attempts < 1 or self.ingester_attempts < 1:
@@ -104,6 +117,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("download_min_rate must be >= 0 and download_rate_window > 0")
         if self.superseded_sweep_interval <= 0:
             raise ValueError("superseded_sweep_interval must be positive")
+        if self.ingester_probe_timeout <= 0:
+            raise ValueError("ingester_probe_timeout must be positive")
         if self.unsettled_upload_grace < 0:
             raise ValueError("unsettled_upload_grace must be >= 0")
 

@@ -14,7 +14,7 @@ from videoimport_projects.media_decision import MediaRecord
 
 _COLUMNS = (
     "project, system_name, external_id, media_id, url, file_name, metadata::text AS metadata,"
-    " mime_type, storage_key, size, sha256"
+    " mime_type, storage_key, size, sha256, media_info::text AS media_info, poster_key"
 )
 
 
@@ -23,6 +23,8 @@ def _record(row: asyncpg.Record | dict[str, Any] | None) -> MediaRecord | None:
         return None
     values: dict[str, Any] = dict(row)
     values["metadata"] = msgspec.json.decode(values["metadata"])
+    if values["media_info"] is not None:
+        values["media_info"] = msgspec.json.decode(values["media_info"])
     return msgspec.convert(values, MediaRecord)
 
 
@@ -88,8 +90,8 @@ async def insert(conn: asyncpg.Connection, record: MediaRecord) -> bool:
     """Register a new video; False when someone registered it first."""
     inserted = await conn.fetchval(
         "INSERT INTO media (project, system_name, external_id, media_id, url, file_name,"
-        " metadata, mime_type, storage_key, size, sha256)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11)"
+        " metadata, mime_type, storage_key, size, sha256, media_info, poster_key)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11, $12::json, $13)"
         # No conflict target: media_id is derived from the key, so a concurrent insert
         # of the same video may trip either unique index first.
         " ON CONFLICT DO NOTHING RETURNING true",
@@ -101,7 +103,8 @@ async def insert(conn: asyncpg.Connection, record: MediaRecord) -> bool:
 async def update(conn: asyncpg.Connection, record: MediaRecord) -> None:
     await conn.execute(
         "UPDATE media SET media_id = $4, url = $5, file_name = $6, metadata = $7::json,"
-        " mime_type = $8, storage_key = $9, size = $10, sha256 = $11, updated_at = now()"
+        " mime_type = $8, storage_key = $9, size = $10, sha256 = $11, media_info = $12::json,"
+        " poster_key = $13, updated_at = now()"
         " WHERE project = $1 AND system_name = $2 AND external_id = $3",
         *_values(record),
     )
@@ -120,4 +123,6 @@ def _values(record: MediaRecord) -> tuple[Any, ...]:
         record.storage_key,
         record.size,
         record.sha256,
+        None if record.media_info is None else msgspec.json.encode(record.media_info).decode(),
+        record.poster_key,
     )

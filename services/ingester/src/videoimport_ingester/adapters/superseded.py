@@ -21,14 +21,17 @@ class Superseded(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def record(conn: asyncpg.Connection, old: MediaRecord, grace: float) -> None:
-    """Remember ``old``'s object; deleted after ``grace`` seconds (never if <= 0)."""
+    """Remember ``old``'s object and its poster; deleted after ``grace`` seconds (never
+    if <= 0). The poster is a row of its own: the sweeper deletes (and records) each."""
+    keys = [old.storage_key] if old.poster_key is None else [old.storage_key, old.poster_key]
     await conn.execute(
         "INSERT INTO superseded_objects (storage_key, project, media_id, system_name,"
         " external_id, delete_after)"
-        " VALUES ($1, $2, $3, $4, $5,"
-        " CASE WHEN $6::float8 > 0 THEN now() + make_interval(secs => $6::float8) END)"
+        " SELECT key, $2, $3, $4, $5,"
+        " CASE WHEN $6::float8 > 0 THEN now() + make_interval(secs => $6::float8) END"
+        " FROM unnest($1::text[]) AS key"
         " ON CONFLICT (storage_key) DO NOTHING",
-        old.storage_key,
+        keys,
         old.project,
         old.media_id,
         old.system_name,

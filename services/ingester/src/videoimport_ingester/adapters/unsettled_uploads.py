@@ -3,17 +3,18 @@
 Owned by the ingester. A ``Journal`` (one per request) records each write before
 its first S3 call and its multipart upload id as soon as S3 names it, so a
 SIGKILL cannot leave an upload or an object that nobody knows of. The commit
-of the terminal event deletes the entries of the object the registry now
-references (``settle_in_commit``) and returns the rest, which ``UnsettledUploads``
-then settles: abort the upload, delete the object unless referenced, forget the
-entry, in that order, so a crash at any point only repeats idempotent work.
+of the terminal event deletes the entries of the objects the registry now
+references, the video and its poster (``settle_in_commit``), and returns the
+rest, which ``UnsettledUploads`` then settles: abort the upload, delete the
+object unless referenced, forget the entry, in that order, so a crash at any
+point only repeats idempotent work.
 What to do with an entry is ``domain.cleanup_for``'s decision.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 import structlog
@@ -24,7 +25,7 @@ from videoimport_ingester.adapters.s3_upload import S3Uploader, is_storage_outag
 from videoimport_ingester.domain import (
     CONSUMER,
     Cleanup,
-    StoredObject,
+    KeptWrite,
     UnsettledUpload,
     cleanup_for,
 )
@@ -39,6 +40,9 @@ _FACTS = (
     " EXISTS (SELECT 1 FROM ingest_tasks t WHERE t.event_id = u.request_id"
     "  AND t.lease_until > now()) AS leased,"
     " (EXISTS (SELECT 1 FROM media m WHERE m.storage_key = u.storage_key)"
+    # A poster's key is <project>/<media id>/<request>.poster.jpg: found by media id.
+    "  OR EXISTS (SELECT 1 FROM media m WHERE m.media_id = split_part(u.storage_key, '/', -2)"
+    "   AND m.poster_key = u.storage_key)"
     "  OR EXISTS (SELECT 1 FROM superseded_objects s WHERE s.storage_key = u.storage_key))"
     " AS referenced"
 )
@@ -77,27 +81,28 @@ class Journal:
 
 
 async def settle_in_commit(
-    conn: asyncpg.Connection, request_id: str, kept: StoredObject | None
+    conn: asyncpg.Connection, request_id: str, kept: Sequence[KeptWrite]
 ) -> list[UnsettledUpload]:
     """In the transaction of the request's terminal event: delete the entries the
-    registered object (``kept``) accounts for; returns the others, to clean up
-    after the commit (they stay until then, so a crash in between loses none).
+    registered objects (``kept``: the video, its poster) account for; returns the
+    others, to clean up after the commit (they stay until then, so a crash in
+    between loses none).
 
-    An entry of the kept key needs nothing when it is a PutObject (overwritten by,
+    An entry of a kept key needs nothing when it is a PutObject (overwritten by,
     or the same as, what is kept) or the kept upload itself; another upload of
     that key (an earlier attempt's) must still be aborted.
     """
-    key = None if kept is None else kept.storage_key
-    upload = None if kept is None else kept.upload_id
     rows = await conn.fetch(
-        "WITH kept AS (DELETE FROM unsettled_uploads WHERE request_id = $2"
-        " AND storage_key = $3 AND (upload_id IS NULL OR upload_id = $4) RETURNING id)"
+        "WITH kept AS (DELETE FROM unsettled_uploads d"
+        " USING unnest($3::text[], $4::text[]) AS k(storage_key, upload_id)"
+        " WHERE d.request_id = $2 AND d.storage_key = k.storage_key"
+        " AND (d.upload_id IS NULL OR d.upload_id = k.upload_id) RETURNING d.id)"
         f" SELECT {_FACTS} FROM unsettled_uploads u"
         " WHERE u.request_id = $2 AND u.id NOT IN (SELECT id FROM kept) ORDER BY u.id",
         CONSUMER,
         request_id,
-        key,
-        upload,
+        [k.storage_key for k in kept],
+        [k.upload_id for k in kept],
     )
     return _entries(rows)
 
