@@ -1,7 +1,9 @@
 """The Kafka side of the ingester: queue each ``VideoImportRequested``, park the rest.
 
-One insert per message (``ingest_tasks``), so offsets commit at once and a rebalance
+A queue row per request (``ingest_tasks``), so offsets commit at once and a rebalance
 never waits for a download; the workers (``workers.Workers``) take it from there.
+Requests that arrive together are queued with one insert (``GroupEnqueue``): a burst
+is queued at the speed of the topic, not of one round trip per request.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from videoimport_eventlog.faults import describe
 from videoimport_eventlog.kafka import decode_message, header, unknown_type
 from videoimport_events import VideoImportRequested
 
-from videoimport_ingester.adapters import tasks
+from videoimport_ingester.adapters.group_enqueue import GroupEnqueue
 from videoimport_ingester.domain import CONSUMER
 
 log = structlog.get_logger(__name__)
@@ -32,9 +34,11 @@ class Intake:
     def __init__(self, pool: asyncpg.Pool, queued: Callable[[], None]) -> None:
         self._pool = pool
         self._queued = queued
+        self._group = GroupEnqueue(pool)
 
     async def on_record(self, record: Record) -> None:
-        """Fast (one insert), so offsets commit at once; raises only to be retried."""
+        """Fast (a share of one insert), so offsets commit at once; raises only to be
+        retried."""
         if record.value is None:
             return
         named = header(record.headers, "event-type")
@@ -60,9 +64,8 @@ class Intake:
             return
         if not isinstance(envelope.data, VideoImportRequested):
             return
-        async with self._pool.acquire() as conn:
-            if await tasks.enqueue(conn, envelope):
-                self._queued()
+        if await self._group.enqueue(envelope):
+            self._queued()
 
     async def on_give_up(self, record: Record, exc: BaseException, attempts: int) -> None:
         """The consumer's ``on_give_up``: park the message, so the partition moves on."""

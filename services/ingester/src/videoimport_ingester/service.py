@@ -64,7 +64,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         keyed = KeyedConcurrentConsumer(
             consumer,
             intake.on_record,
-            max_in_flight=settings.ingester_concurrency,
+            max_in_flight=settings.ingester_intake_in_flight,
             policy=policy,
             on_give_up=intake.on_give_up,
             drain_timeout=settings.shutdown_grace,

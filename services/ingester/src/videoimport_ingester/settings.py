@@ -31,6 +31,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Let video URLs reach loopback/private addresses (local stacks only)."""
     max_video_bytes: int = 5 * GIB
     ingester_concurrency: int = 8
+    ingester_intake_in_flight: int = 256
+    """Requests the Kafka side queues at once (grouped into one insert): enough that a
+    burst on the topic is queued as fast as it arrives."""
     """Videos this instance works on at once (worker tasks claiming from the queue)."""
     ingester_project_limit: int = 6
     """Videos of one project running at once, across every instance."""
@@ -103,6 +106,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"s3_part_size must be at least {S3_MIN_PART_SIZE} bytes")
         if self.s3_buffer_budget < self.s3_part_size:
             raise ValueError("s3_buffer_budget must hold at least one part (s3_part_size)")
+        if self.ingester_intake_in_flight < 1:
+            raise ValueError("ingester_intake_in_flight must be positive")
         if self.ingester_concurrency < 1 or self.s3_parts_in_flight < 1:
             raise ValueError("ingester_concurrency and s3_parts_in_flight must be positive")
         if self.download_attempts < 1 or self.ingester_attempts < 1:

@@ -49,25 +49,38 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
 async def enqueue(conn: asyncpg.Connection, envelope: Envelope) -> bool:
     """Queue a request; False when it is queued already or was handled before."""
-    request = envelope.data
-    if not isinstance(request, VideoImportRequested):
-        raise TypeError(f"not a VideoImportRequested: {envelope.type}")
-    inserted = await conn.fetchval(
+    return bool(await enqueue_many(conn, [envelope]))
+
+
+async def enqueue_many(conn: asyncpg.Connection, envelopes: list[Envelope]) -> set[str]:
+    """Queue many requests in one statement; returns the ids that were queued (the
+    others are queued already or were handled before)."""
+    rows = [(e, _requested(e)) for e in envelopes]
+    inserted = await conn.fetch(
         "INSERT INTO ingest_tasks"
         " (event_id, position, project, job_id, video_key, envelope, video_index)"
-        " SELECT $1, $2, $3, $4, $5, $6::json, $8"
-        " WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = $7 AND message_id = $1)"
-        " ON CONFLICT (event_id) DO NOTHING RETURNING true",
-        envelope.id,
-        envelope.position,
-        request.project,
-        request.job_id,
-        identity(request.project, request.system_name, request.external_id),
-        encode_envelope(envelope).decode(),
+        " SELECT r.event_id, r.position, r.project, r.job_id, r.video_key, r.envelope::json,"
+        " r.video_index FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[],"
+        " $5::text[], $6::text[], $7::int[]) AS r(event_id, position, project, job_id,"
+        " video_key, envelope, video_index)"
+        " WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = $8 AND message_id = r.event_id)"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        [e.id for e, _ in rows],
+        [e.position for e, _ in rows],
+        [r.project for _, r in rows],
+        [r.job_id for _, r in rows],
+        [identity(r.project, r.system_name, r.external_id) for _, r in rows],
+        [encode_envelope(e).decode() for e, _ in rows],
+        [r.index for _, r in rows],
         CONSUMER,
-        request.index,
     )
-    return bool(inserted)
+    return {row["event_id"] for row in inserted}
+
+
+def _requested(envelope: Envelope) -> VideoImportRequested:
+    if not isinstance(envelope.data, VideoImportRequested):
+        raise TypeError(f"not a VideoImportRequested: {envelope.type}")
+    return envelope.data
 
 
 _QUEUED = "phase = NULL, bytes_done = NULL, bytes_total = NULL"
