@@ -218,7 +218,13 @@ async def _bucket_problems(stage: Stage) -> tuple[int, int, int]:
     keys, uploads = await _bucket(stage)
     conn = await asyncpg.connect(stage.dsn)
     try:
-        current = {r[0] for r in await conn.fetch("SELECT storage_key FROM media")}
+        # A video and its poster frame are both referenced by the registry row.
+        current = {
+            key
+            for row in await conn.fetch("SELECT storage_key, poster_key FROM media")
+            for key in row
+            if key is not None
+        }
         superseded = {r[0] for r in await conn.fetch("SELECT storage_key FROM superseded_objects")}
     finally:
         await conn.close()
