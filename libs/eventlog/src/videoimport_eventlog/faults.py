@@ -9,7 +9,6 @@ failing is isolated after ``RetryPolicy.attempts``.
 from __future__ import annotations
 
 import asyncpg
-from aiokafka import errors as kafka_errors
 
 _OUTAGES: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable; also TimeoutError
@@ -22,15 +21,21 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
     asyncpg.LockNotAvailableError,
-    kafka_errors.KafkaConnectionError,
-    kafka_errors.NodeNotReadyError,
-    kafka_errors.KafkaTimeoutError,
 )
 
 
 def is_outage(exc: BaseException) -> bool:
     """True for faults of the infrastructure rather than of the message at hand."""
-    if isinstance(exc, _OUTAGES):
+    # Imported here, not at the top: the operator's dead-letter commands import this
+    # module and never touch Kafka; the services that call this have Kafka loaded.
+    from aiokafka import errors as kafka_errors
+
+    kafka_outages = (
+        kafka_errors.KafkaConnectionError,
+        kafka_errors.NodeNotReadyError,
+        kafka_errors.KafkaTimeoutError,
+    )
+    if isinstance(exc, _OUTAGES + kafka_outages):
         return True
     return isinstance(exc, kafka_errors.KafkaError) and bool(getattr(exc, "retriable", False))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import asyncpg
-from videoimport_eventlog import deadletters, tracking
+from videoimport_eventlog import tracking
 
 RELAY = "relay"
 
@@ -44,6 +44,10 @@ def add_commands(
 async def run(conn: asyncpg.Connection, args: argparse.Namespace) -> str:
     if args.command == "republish":
         return await republish_from(conn, args.position)
+    # Imported here, not at the top: the CLI imports this module for every command,
+    # and the dead letters bring logging and metrics, slow to import.
+    from videoimport_eventlog import deadletters
+
     if args.action == "retry":
         letter = await deadletters.request_retry(conn, args.id)
         if letter is None:

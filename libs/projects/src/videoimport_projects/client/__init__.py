@@ -17,20 +17,16 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from videoimport_projects.client import commands
-from videoimport_projects.client.api import (
-    DEFAULT_API_URL,
-    DEFAULT_API_VERSION,
-    ApiFailure,
-    ImportApi,
-)
 from videoimport_projects.client.batches import MAX_BATCH, BatchFileError
-from videoimport_projects.client.report import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from videoimport_projects.client.api import ImportApi
 
 COMMANDS = ("import", "status", "jobs")
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+DEFAULT_API_VERSION = "2025-03"
 JOB_STATES = ("started", "success", "failed")
 MAX_LISTING_PAGE = 100
 INTERRUPTED = 130
@@ -97,6 +93,9 @@ def add_commands(
 
 
 def _api(args: argparse.Namespace) -> ImportApi:
+    from videoimport_projects.client import commands
+    from videoimport_projects.client.api import ImportApi
+
     base_url = args.api or os.environ.get("VIDEOIMPORT_API_URL") or DEFAULT_API_URL
     if not base_url.startswith(("http://", "https://")):
         raise commands.UsageError(f"--api must be an http:// or https:// URL, not {base_url!r}")
@@ -108,6 +107,14 @@ def _api(args: argparse.Namespace) -> ImportApi:
 
 def run(args: argparse.Namespace) -> int:
     """Runs one client command; every failure is a line on stderr and exit code 2."""
+    # Imported here, not at the top: every command builds the parser, and only these
+    # three need the HTTP client and the terminal rendering, slow to import.
+    from rich.console import Console
+
+    from videoimport_projects.client import commands
+    from videoimport_projects.client.api import ApiFailure
+    from videoimport_projects.client.report import EXIT_USAGE
+
     # No markup: job ids, external ids and reasons are printed exactly as they are.
     out = Console(highlight=False, markup=False)
     err = Console(stderr=True, highlight=False, markup=False)

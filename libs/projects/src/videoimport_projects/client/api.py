@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from videoimport_eventlog.retry import RetryPolicy, parse_retry_after
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
-DEFAULT_API_VERSION = "2025-03"
+from videoimport_projects.client import DEFAULT_API_VERSION
+
 USER_AGENT = "videoimport-cli/1"
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_POLICY = RetryPolicy(attempts=5, base=0.5, max_delay=10.0)
