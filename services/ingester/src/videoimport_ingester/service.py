@@ -23,6 +23,9 @@ consumes videoimport.videos (VideoImportRequested) → emits VideoImported / Vid
   As the uploads ledger's janitor it also aborts/deletes what a killed worker
   left in S3 and nothing settled within ``unsettled_upload_grace``.
 
+The workers and the sweeper start before the consumer has joined its group: a
+restarted instance takes up expired leases and queued rows at once.
+
 SIGTERM: nothing new is claimed; what runs gets ``shutdown_grace`` seconds, then
 it is cancelled (multipart uploads aborted) and its rows are released, so
 another instance takes them at once.
@@ -70,10 +73,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             drain_timeout=settings.shutdown_grace,
         )
         consumer.subscribe([topic], listener=keyed.listener())
-        await consumer.start()
-        log.info(
-            "ingester started", topic=topic, group=bootstrap.group_id(settings), owner=workers.owner
-        )
         sweeper = Sweeper(
             ingester.pool,
             ingester.uploader,
@@ -81,19 +80,37 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             policy,
             unsettled_grace=settings.unsettled_upload_grace,
         )
-        consuming = asyncio.create_task(keyed.run())
+        # The queue in PostgreSQL is the work and Kafka only feeds it: the workers
+        # start before the consumer joins its group, which after a kill waits out the
+        # dead member's session (about 10 s) while leases and queued rows are ready.
         working = asyncio.create_task(workers.run(stop))
         sweeping = asyncio.create_task(sweeper.run(stop))
-        loops = (consuming, working, sweeping)
+        loops: tuple[asyncio.Task[None], ...] = (working, sweeping)
         try:
+            await consumer.start()
+            log.info(
+                "ingester started",
+                topic=topic,
+                group=bootstrap.group_id(settings),
+                owner=workers.owner,
+            )
+            loops = (asyncio.create_task(keyed.run()), working, sweeping)
             stopped = asyncio.ensure_future(stop.wait())
             await asyncio.wait({*loops, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()  # whatever ended first, the rest stops too
             keyed.stop()
             await asyncio.gather(*loops, return_exceptions=True)
         finally:
-            for task in loops:
-                task.cancel()
+            stop.set()
+            keyed.stop()
+            try:
+                # Done already unless the consumer failed to start: the workers then
+                # finish or release what they hold (shutdown_grace) before the pool
+                # closes.
+                await asyncio.gather(*loops, return_exceptions=True)
+            finally:
+                for task in loops:
+                    task.cancel()
             with contextlib.suppress(Exception):
                 await consumer.stop()
         for task in loops:

@@ -62,6 +62,8 @@ class Workers:
         """The wake-ups of workers waiting for work (their last claim found nothing)."""
         self._claiming: set[asyncio.Event] = set()
         """The wake-ups of workers claiming right now."""
+        self._backing_off: list[asyncio.Event] = []
+        """The wake-ups of workers waiting out a failed claim (an outage)."""
         self._holding: set[str] = set()
         """Rows this instance has claimed and not yet finished or put back."""
         self._outages = 0
@@ -72,10 +74,15 @@ class Workers:
         Waking all of them would have each claim (under the claim lock) for one
         row. With none idle, a worker claiming right now looks again after its
         claim, which may have missed the row; busy workers claim when they finish.
+        A worker backing off after a failed claim is woken too: a row was just
+        queued, so the database answers again, and the backoff (up to a minute after
+        a long outage) must not leave work waiting.
         """
         for _ in range(count):
             if self._idle:
                 self._idle.pop().set()
+            elif self._backing_off:
+                self._backing_off.pop().set()
             elif self._claiming:
                 next(iter(self._claiming)).set()
                 return
@@ -118,7 +125,8 @@ class Workers:
                 async with self._pool.acquire() as conn:
                     task = await tasks.claim(conn, self.owner, self._limits, self._lease)
             except Exception as exc:
-                await pause(stop, self._outage_delay(exc, "claiming failed"))
+                self._claiming.discard(wake)
+                await self._back_off(wake, stop, self._outage_delay(exc, "claiming failed"))
                 continue
             finally:
                 self._claiming.discard(wake)
@@ -145,6 +153,14 @@ class Workers:
             # The slot this video held is free again: this worker claims next, so
             # nobody else needs waking (another wake-up would race it for the slot).
             self._holding.discard(task.event_id)
+
+    async def _back_off(self, wake: asyncio.Event, stop: asyncio.Event, delay: float) -> None:
+        self._backing_off.append(wake)
+        try:
+            await first_of(wake.wait(), stop.wait(), timeout=delay)
+        finally:
+            if wake in self._backing_off:
+                self._backing_off.remove(wake)
 
     async def _run(self, task: tasks.Task, flight: InFlight) -> None:
         try:
