@@ -3,6 +3,10 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := $(UV) run --frozen python
 PYTEST_ARGS ?=
+# Parallel test processes sharing one stack; a file's tests stay on one worker (they
+# share module fixtures). Most tests wait on servers, so more workers than cores pay.
+TEST_WORKERS ?= 4
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help uv install stack run test test-unit test-integration test-e2e test-docker lint typecheck check bench reliability asyncapi screenshots clean
 
@@ -29,7 +33,7 @@ stack: install
 
 test: install
 	scripts/ensure-compose.sh
-	$(UV) run --frozen pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -p no:cacheprovider $(PARALLEL) $(PYTEST_ARGS)
 
 test-unit: uv
 	$(UV) sync --frozen
@@ -37,10 +41,10 @@ test-unit: uv
 
 test-integration: install
 	scripts/ensure-compose.sh
-	$(UV) run --frozen pytest tests/integration -q $(PYTEST_ARGS)
+	$(UV) run --frozen pytest tests/integration -q $(PARALLEL) $(PYTEST_ARGS)
 
 test-e2e: install
-	$(UV) run --frozen pytest tests/e2e -q $(PYTEST_ARGS)
+	$(UV) run --frozen pytest tests/e2e -q $(PARALLEL) $(PYTEST_ARGS)
 
 # docker-compose.yml built and run through testcontainers; no local stack. Without a
 # Docker daemon the tier is skipped with one line saying why. Not part of `make test`.

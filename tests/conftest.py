@@ -3,8 +3,10 @@
 Integration and e2e tests talk to real servers: one local stack (PostgreSQL,
 Apache Kafka, an S3 server) started for the whole session, and per test a fresh
 database, topic prefix and bucket so tests never see each other's data.
-Set VIDEOIMPORT_TEST_STACK_DIR to the data dir of a running ``make stack`` to
-reuse it instead of starting one.
+In a parallel run (``pytest -n N``, as ``make test`` does) the controlling process
+starts the stack before the workers and every worker uses it; tests keep apart by
+their names, not by their stack. Set VIDEOIMPORT_TEST_STACK_DIR to the data dir of a
+running ``make stack`` to reuse it instead of starting one.
 """
 
 from __future__ import annotations
@@ -28,22 +30,97 @@ REPO = Path(__file__).resolve().parent.parent
 DROP_DATABASE_SECONDS = 30.0
 
 
+STACK_DIR_VARIABLE = "VIDEOIMPORT_TEST_STACK_DIR"
+LONG_MARK = "long"
+
+
+class _SharedStack:
+    """The stack of a parallel run: started once by the controlling process, before
+    the workers, which find it through ``VIDEOIMPORT_TEST_STACK_DIR``."""
+
+    def __init__(self) -> None:
+        # Not under pytest's tmp_path: pytest prunes old basetemp dirs, which would
+        # delete a stack that a concurrent pytest session is still running on.
+        self.data_dir = Path(tempfile.mkdtemp(prefix="videoimport-stack-"))
+        self.local = LocalStack(self.data_dir)
+
+    def start(self) -> None:
+        self.local.install()
+        self.local.start()
+
+    def stop(self) -> None:
+        self.local.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+_SHARED_STACK = pytest.StashKey[_SharedStack]()
+
+
+def _runs_workers(config: pytest.Config) -> bool:
+    """True in the controlling process of a parallel (pytest-xdist) run."""
+    workers = getattr(config.option, "numprocesses", None)
+    return bool(workers) and not hasattr(config, "workerinput")
+
+
+def _only_unit_tests(config: pytest.Config) -> bool:
+    paths = [str(arg).split("::")[0] for arg in config.args]
+    return bool(paths) and all(
+        Path(p).resolve().is_relative_to(REPO / "tests" / "unit") for p in paths
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{LONG_MARK}(seconds=60): its file runs about that long; the longest start first",
+    )
+    if (
+        _runs_workers(config)
+        and not os.environ.get(STACK_DIR_VARIABLE)
+        and not _only_unit_tests(config)
+    ):
+        shared = _SharedStack()
+        config.stash[_SHARED_STACK] = shared
+        try:
+            shared.start()
+        except BaseException:
+            shared.stop()
+            raise
+        # The workers are started after this hook and inherit the environment.
+        os.environ[STACK_DIR_VARIABLE] = str(shared.data_dir)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(_SHARED_STACK, None)
+    if shared is not None:
+        os.environ.pop(STACK_DIR_VARIABLE, None)
+        shared.stop()
+
+
+def _expected_seconds(item: pytest.Item) -> float:
+    mark = item.get_closest_marker(LONG_MARK)
+    return 0.0 if mark is None else float(mark.kwargs.get("seconds", 60))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked ``long`` first, longest first: a parallel run hands out files in
+    this order, so the longest start at once instead of keeping one worker busy
+    after the rest are done."""
+    items.sort(key=lambda item: -_expected_seconds(item))
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackInfo]:
-    running = os.environ.get("VIDEOIMPORT_TEST_STACK_DIR")
+    running = os.environ.get(STACK_DIR_VARIABLE)
     if running:
         yield read_stack_info(Path(running))
         return
-    # Not under pytest's tmp_path: pytest prunes old basetemp dirs, which would
-    # delete a stack that a concurrent pytest session is still running on.
-    data_dir = Path(tempfile.mkdtemp(prefix="videoimport-stack-"))
-    local = LocalStack(data_dir)
-    local.install()
+    shared = _SharedStack()
     try:
-        yield local.start()
+        shared.start()
+        yield shared.local.info
     finally:
-        local.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        shared.stop()
 
 
 def _with_database(dsn: str, database: str) -> str:
@@ -51,13 +128,49 @@ def _with_database(dsn: str, database: str) -> str:
     return f"{base}/{database}"
 
 
-@pytest.fixture
-async def pg_dsn(stack: StackInfo) -> AsyncIterator[str]:
-    """A fresh, empty database for one test."""
-    name = "t_" + uuid.uuid4().hex[:16]
+MIGRATED_AT_SETUP = frozenset({"conn", "database"})
+"""Fixtures (of any module) by these names migrate the test's database as they set
+up: such a test's database starts as a copy of one migrated once per process, the
+same schema in a fraction of the time (their ``migrate`` then finds nothing to do).
+Every other test gets an empty database, so a test of migrating keeps its point."""
+
+
+@pytest.fixture(scope="session")
+async def migrated_template(stack: StackInfo) -> AsyncIterator[str]:
+    """A database with every migration applied, only ever copied (a template must
+    have no connection while it is copied)."""
+    name = "template_" + uuid.uuid4().hex[:12]
     admin = await asyncpg.connect(stack.postgres_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
+        connection = await asyncpg.connect(_with_database(stack.postgres_dsn, name))
+        try:
+            await schema.migrate(connection)
+        finally:
+            await connection.close()
+    finally:
+        await admin.close()
+    yield name
+    admin = await asyncpg.connect(stack.postgres_dsn)
+    try:
+        await _drop_database(admin, name)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pg_dsn(
+    stack: StackInfo, migrated_template: str, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """A fresh database for one test: empty, or migrated when a fixture of the test
+    migrates it anyway (``MIGRATED_AT_SETUP``)."""
+    name = "t_" + uuid.uuid4().hex[:16]
+    copy = (
+        f' TEMPLATE "{migrated_template}"' if MIGRATED_AT_SETUP & set(request.fixturenames) else ""
+    )
+    admin = await asyncpg.connect(stack.postgres_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await admin.close()
     yield _with_database(stack.postgres_dsn, name)

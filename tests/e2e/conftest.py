@@ -24,6 +24,14 @@ from aiobotocore.session import get_session
 from aiohttp import web
 from videoimport_devstack import StackInfo
 from videoimport_devstack.services import ServiceSet
+from videoimport_eventlog import schema
+from videoimport_projects import (
+    WRITE_SCOPE,
+    ProjectConfig,
+    create_project,
+    create_token,
+    parse_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -117,6 +125,26 @@ async def client_side() -> AsyncIterator[ClientSide]:
     await runner.cleanup()
 
 
+async def _projects_and_tokens(dsn: str) -> dict[str, str]:
+    """The three projects and their tokens, made with the functions behind
+    ``videoimport project create`` and ``token create`` (whose command lines the
+    integration tests run): seven CLI processes cost more CPU than the whole test."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await schema.migrate(conn)
+        await create_project(conn, "newsroom", parse_config(PROJECT_CONFIG.read_bytes()))
+        await create_project(conn, "elsewhere", ProjectConfig())
+        await create_project(conn, "open", parse_config(OPEN_CONFIG.read_bytes()))
+        return {
+            "newsroom": await create_token(conn, "newsroom", [WRITE_SCOPE]),
+            "elsewhere": await create_token(conn, "elsewhere", [WRITE_SCOPE]),
+            "newsroom:read": await create_token(conn, "newsroom", ["public-api:read"]),
+            "open": await create_token(conn, "open", [WRITE_SCOPE]),
+        }
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
 async def deploy(
     stack: StackInfo, extra_env: dict[str, str] | None = None
@@ -152,20 +180,16 @@ async def deploy(
     # spawns them (PR_SET_PDEATHSIG), and a pool thread may go away before they should.
     services.start()
     try:
-        _cli(dsn, "project", "create", "newsroom", "--config", str(PROJECT_CONFIG))
-        _cli(dsn, "project", "create", "elsewhere")
-        _cli(dsn, "project", "create", "open", "--config", str(OPEN_CONFIG))
+        tokens = await _projects_and_tokens(dsn)
         yield Deployment(
             api_url=services.api_url,
-            token=_cli(dsn, "token", "create", "--project", "newsroom"),
-            other_token=_cli(dsn, "token", "create", "--project", "elsewhere"),
-            readonly_token=_cli(
-                dsn, "token", "create", "--project", "newsroom", "--scope", "public-api:read"
-            ),
+            token=tokens["newsroom"],
+            other_token=tokens["elsewhere"],
+            readonly_token=tokens["newsroom:read"],
             stack=own_stack,
             topic_prefix=prefix,
             services=services,
-            open_token=_cli(dsn, "token", "create", "--project", "open"),
+            open_token=tokens["open"],
         )
         assert services.dead() == {}, "a service died during the tests"
     finally:
