@@ -59,17 +59,24 @@ async def wait_settled(stage: Stage, workload: Workload, within: float) -> bool:
     """Until every acknowledged job is finished, its webhook delivered and the bucket
     holds no object or upload in flight; False if that did not happen in time."""
     deadline = time.monotonic() + within
+    finished: set[str] = set()
     while time.monotonic() < deadline:
-        finished = not await _unfinished(stage, workload) and not _undelivered(stage, workload)
-        if finished and await _bucket_problems(stage) == (0, 0, 0):
-            return True
+        # The API is asked once every webhook is in (they follow the jobs' ends), and
+        # only about jobs not seen finished yet: a finished job stays finished.
+        if not _undelivered(stage, workload):
+            asked = [a.job_id for a in workload.acknowledged if a.job_id not in finished]
+            unfinished = await _unfinished(stage, asked)
+            finished.update(set(asked) - set(unfinished))
+            if not unfinished and await _bucket_problems(stage) == (0, 0, 0):
+                return True
         await asyncio.sleep(1.0)
     return False
 
 
 async def check(stage: Stage, workload: Workload) -> Findings:
     findings = Findings()
-    findings.add("lost", "unfinished jobs", len(await _unfinished(stage, workload)))
+    acknowledged = [a.job_id for a in workload.acknowledged]
+    findings.add("lost", "unfinished jobs", len(await _unfinished(stage, acknowledged)))
     conn = await asyncpg.connect(stage.dsn)
     try:
         await _check_jobs(conn, workload, findings)
@@ -85,19 +92,20 @@ async def check(stage: Stage, workload: Workload) -> Findings:
     return findings
 
 
-async def _unfinished(stage: Stage, workload: Workload) -> list[str]:
+async def _unfinished(stage: Stage, job_ids: list[str]) -> list[str]:
+    """The jobs of ``job_ids`` the API does not say are finished."""
     pending: list[str] = []
     headers = {"Authorization": f"Bearer {stage.token}"}
     url = f"{stage.api_url}/api/{API_VERSION}/import/videos/status"
     async with aiohttp.ClientSession(headers=headers) as http:
-        for ack in workload.acknowledged:
+        for job_id in job_ids:
             try:
-                async with http.get(url, params={"id": ack.job_id}) as response:
+                async with http.get(url, params={"id": job_id}) as response:
                     body: dict[str, Any] = await response.json() if response.ok else {}
             except aiohttp.ClientError:
                 body = {}
             if not body.get("finished"):
-                pending.append(ack.job_id)
+                pending.append(job_id)
     return pending
 
 

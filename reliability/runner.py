@@ -4,6 +4,7 @@ and the table of ``docs/reliability.md``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,11 +93,18 @@ async def run_scenario(
 
 
 async def run(
-    names: list[str], plan: Plan, *, batch: int = 10, settle: float = 600.0, keep: bool = False
+    names: list[str],
+    plan: Plan,
+    *,
+    batch: int = 10,
+    settle: float = 600.0,
+    keep: bool = False,
+    settings: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
-    """Every scenario in ``names`` on one fresh stage; the stage's directory (logs)
-    is kept when asked to or when a scenario failed."""
-    stage = await open_stage()
+    """Every scenario in ``names`` on one fresh stage (``settings``: service settings
+    over the stage's); the stage's directory (logs) is kept when asked to or when a
+    scenario failed."""
+    stage = await open_stage(settings=settings)
     outcomes: list[Outcome] = []
     broke = True
     try:

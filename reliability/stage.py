@@ -16,6 +16,8 @@ Settings a real deployment would not use, and why:
 - the ingester's janitor looks every 5 s (not 60 s) for uploads a killed worker
   left behind, and takes those older than 10 s (not an hour) whose lease has
   run out, so a run need not wait an hour to see them cleaned up.
+
+``open_stage(settings=...)`` overrides these (a shorter run's, see the e2e test).
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ import asyncio
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ import aiohttp
 import asyncpg
 from videoimport_devstack import LocalStack, StackInfo
 from videoimport_devstack.services import SERVICES, ServiceSet
+from videoimport_eventlog import schema
+from videoimport_projects import WRITE_SCOPE, create_project, create_token, parse_config
 
 from .client_side import ClientSide
 
@@ -188,20 +191,24 @@ class Stage:
         return found
 
 
-def _cli(dsn: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "videoimport_projects.cli", *args, "--database-url", dsn],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"videoimport {' '.join(args)}: {result.stderr.strip()}")
-    return result.stdout.strip()
+async def _project_and_token(dsn: str) -> str:
+    """The project and a token for it, made with the functions behind ``videoimport
+    project create`` and ``token create`` (two CLI processes would cost more)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await schema.migrate(conn)
+        await create_project(conn, PROJECT, parse_config(PROJECT_CONFIG.read_bytes()))
+        return await create_token(conn, PROJECT, [WRITE_SCOPE])
+    finally:
+        await conn.close()
 
 
-async def open_stage(work_dir: Path | None = None) -> Stage:
-    """Start servers, services, origin and receiver; create the project and a token."""
+async def open_stage(
+    work_dir: Path | None = None, settings: Mapping[str, str] | None = None
+) -> Stage:
+    """Start servers, services, origin and receiver; create the project and a token.
+
+    ``settings`` (``VIDEOIMPORT_*`` variables) win over ``STAGE_SETTINGS``."""
     began = time.monotonic()
     work = work_dir or Path(tempfile.mkdtemp(prefix="videoimport-reliability-"))
     stack = LocalStack(work / "stack")
@@ -209,11 +216,10 @@ async def open_stage(work_dir: Path | None = None) -> Stage:
     info = await asyncio.to_thread(stack.start)
     client = ClientSide()
     await client.start()
-    services = ServiceSet(info, work / "logs", extra_env=STAGE_SETTINGS)
+    services = ServiceSet(info, work / "logs", extra_env={**STAGE_SETTINGS, **(settings or {})})
     try:
         services.start()  # from the loop's thread, see the module docstring
-        _cli(info.postgres_dsn, "project", "create", PROJECT, "--config", str(PROJECT_CONFIG))
-        token = _cli(info.postgres_dsn, "token", "create", "--project", PROJECT)
+        token = await _project_and_token(info.postgres_dsn)
     except BaseException:
         services.stop()
         await client.stop()
