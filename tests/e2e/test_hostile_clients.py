@@ -9,6 +9,7 @@ finishes within seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -22,14 +23,28 @@ from videoimport_devstack import StackInfo
 
 from .conftest import FIXTURES, Deployment, deploy, service_logs
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long(seconds=45)]
 
 API = "/api/2025-03/import/videos"
 SAMPLE = (FIXTURES / "sample.mp4").read_bytes()
 OTHERS_WITHIN = 20.0
 """Seconds a normal job of another project may take right after a hostile one."""
+WORKERS = 8
+PROJECT_LIMIT = 6
+"""The ingester's download slots, and how many of them one project may hold (the
+defaults, set here because the fairness cases are sized by them)."""
+CRAWLING = WORKERS + 1
+"""Crawling videos of one project: enough to hold every slot if nothing capped them."""
+HOLD_AT_MOST = 2 * OTHERS_WITHIN
+"""Longest an origin holds a request back (below the ingester's 60 s read timeout)."""
+BACKLOG_PACE = 5.0
+"""Seconds each backlogged video takes at the origin until the test lets the backlog go."""
+BACKLOG = PROJECT_LIMIT * (int(OTHERS_WITHIN / BACKLOG_PACE) + 2)
+"""Backlogged videos: more than the backlog's slots can start within ``OTHERS_WITHIN``."""
 
 SETTINGS = {
+    "VIDEOIMPORT_INGESTER_CONCURRENCY": str(WORKERS),
+    "VIDEOIMPORT_INGESTER_PROJECT_LIMIT": str(PROJECT_LIMIT),
     # Short windows so that each case ends within seconds.
     "VIDEOIMPORT_DOWNLOAD_RATE_WINDOW": "3",
     "VIDEOIMPORT_DOWNLOAD_BACKOFF": "0.2",
@@ -47,6 +62,8 @@ class Origin:
         self.base_url = ""
         self.hits: dict[str, int] = {}
         self.webhooks: list[tuple[str, dict[str, Any]]] = []
+        self.crawl_let_go = asyncio.Event()
+        self.backlog_let_go = asyncio.Event()
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -66,8 +83,14 @@ class Origin:
         return web.Response(body=SAMPLE, content_type="video/mp4")
 
     async def trickle(self, request: web.Request) -> web.StreamResponse:
-        """A real video, one byte a second: far below any minimum rate."""
+        """A real video, one byte a second: far below any minimum rate.
+
+        Until the test lets the crawl go, it holds its download slot without an
+        answer (which the rate window does not measure, so the slot stays taken
+        however long another project's job takes); then the window fails it."""
         self._hit(request)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.crawl_let_go.wait(), HOLD_AT_MOST)
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
         response.content_length = len(SAMPLE)
         await response.prepare(request)
@@ -77,9 +100,11 @@ class Origin:
         return response
 
     async def slowish(self, request: web.Request) -> web.Response:
-        """A video that takes a moment: a backlog of these lasts a while."""
+        """A video that takes ``BACKLOG_PACE`` seconds, none once the test lets the
+        backlog go: a backlog of these lasts longer than ``OTHERS_WITHIN``."""
         self._hit(request)
-        await asyncio.sleep(0.3)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.backlog_let_go.wait(), BACKLOG_PACE)
         return web.Response(body=SAMPLE, content_type="video/mp4")
 
     async def busy(self, request: web.Request) -> web.Response:
@@ -290,7 +315,11 @@ async def test_changing_a_number_to_a_boolean_is_an_update_not_a_skip(
 async def test_crawling_origins_of_one_project_do_not_hold_back_another(
     http: aiohttp.ClientSession, deployment: Deployment, origin: Origin
 ) -> None:
-    slow = [one_video(origin.url(f"/trickle/s{i}.mp4"), f"s{i}", title="t") for i in range(40)]
+    """The crawl holds every slot it may take while the other job runs: without the
+    per-project cap it would hold all of them and the other job could not start."""
+    slow = [
+        one_video(origin.url(f"/trickle/s{i}.mp4"), f"s{i}", title="t") for i in range(CRAWLING)
+    ]
     code, body = await post(
         http, deployment, deployment.token, {"systemName": "slow", "videos": slow}
     )
@@ -301,10 +330,13 @@ async def test_crawling_origins_of_one_project_do_not_hold_back_another(
         return sum(1 for path in origin.hits if path.startswith("/trickle/"))
 
     deadline = time.monotonic() + 20
-    while await downloads_started() == 0:
-        assert time.monotonic() < deadline, "no slow download started"
-        await asyncio.sleep(0.1)
-    await others_unaffected(http, deployment, origin, "beside-slow")
+    try:
+        while await downloads_started() < PROJECT_LIMIT:
+            assert time.monotonic() < deadline, f"{await downloads_started()} slow downloads"
+            await asyncio.sleep(0.1)
+        await others_unaffected(http, deployment, origin, "beside-slow")
+    finally:
+        origin.crawl_let_go.set()
     # And the crawling job itself ends: every video fails `timeout` (below the minimum rate).
     status = await finished(http, deployment, deployment.token, slow_job, 180)
     assert {v["code"] for v in status["videos"]} == {"timeout"}, status
@@ -313,15 +345,22 @@ async def test_crawling_origins_of_one_project_do_not_hold_back_another(
 async def test_a_small_job_is_not_queued_behind_another_projects_backlog(
     http: aiohttp.ClientSession, deployment: Deployment, origin: Origin
 ) -> None:
-    backlog = [one_video(origin.url(f"/slowish/h{i}.mp4"), f"h{i}", title="t") for i in range(300)]
+    """Queued behind the backlog, the small job would start after every backlogged
+    video had; the backlog is paced so that cannot happen within ``OTHERS_WITHIN``."""
+    backlog = [
+        one_video(origin.url(f"/slowish/h{i}.mp4"), f"h{i}", title="t") for i in range(BACKLOG)
+    ]
     code, body = await post(
         http, deployment, deployment.token, {"systemName": "backlog", "videos": backlog}
     )
     assert code == 200, body
     backlog_job = body["id"]
-    await others_unaffected(http, deployment, origin, "behind-backlog")
-    backlog_hits = sum(1 for path in origin.hits if path.startswith("/slowish/"))
-    assert backlog_hits < 300, "the small job only finished after the whole backlog"
+    try:
+        await others_unaffected(http, deployment, origin, "behind-backlog")
+        backlog_hits = sum(1 for path in origin.hits if path.startswith("/slowish/"))
+    finally:
+        origin.backlog_let_go.set()
+    assert backlog_hits < BACKLOG, "the small job only finished after the whole backlog"
     status = await finished(http, deployment, deployment.token, backlog_job, 180)
     assert status["state"] == "success", status
 

@@ -1,4 +1,9 @@
-"""`make run`'s program: prints how to reach it, serves imports, keeps state across runs."""
+"""`make run`'s program: prints how to reach it, serves imports, keeps running
+through crashes, stops within 30 s and keeps state across runs.
+
+The tests share one first run (each run starts every server and service, seconds
+of CPU), in file order: the last one stops it and starts the second run.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.long(seconds=65)
 
 
 def read_banner(out: IO[str], within: float = 240.0) -> dict[str, str]:
@@ -84,18 +95,133 @@ class Trickle(http.server.BaseHTTPRequestHandler):
         return
 
 
-def test_run_imports_and_a_later_run_finds_everything(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    trickle = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    trickle.daemon_threads = True
-    threading.Thread(target=trickle.serve_forever, daemon=True).start()
+@dataclass(frozen=True)
+class Run:
+    data_dir: Path
+    process: subprocess.Popen[str]
+    banner: dict[str, str]
+
+    @property
+    def api(self) -> str:
+        return self.banner["api"] + "/api/2025-03/import/videos"
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """`make run` on a fresh data dir."""
+    data_dir = tmp_path_factory.mktemp("make-run") / "data"
     process = start(data_dir)
     try:
         assert process.stdout is not None
-        banner = read_banner(process.stdout)
+        yield Run(data_dir, process, read_banner(process.stdout))
+    finally:
+        if process.poll() is None:
+            stop(process)
+
+
+def children_running(parent: int, module: str) -> list[int]:
+    """Pids of ``parent``'s children whose command line runs ``-m module``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == parent and module.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(what: str, check: Any, within: float = 90.0) -> Any:
+    deadline = time.monotonic() + within
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return result
+
+
+def finished(api: str, token: str, job: str, within: float = 120.0) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+
+    def done() -> bool:
+        nonlocal status
+        status = call(f"{api}/status?id={job}", token)
+        return bool(status["finished"])
+
+    wait_for(f"job {job} to finish ({status})", done, within)
+    return status
+
+
+def batch(samples: str, tag: str, count: int) -> dict[str, Any]:
+    return {
+        "systemName": "archive",
+        "videos": [
+            {"url": f"{samples}?{tag}={i}", "id": f"{tag}{i}", "fileName": "s",
+             "metadata": {"title": "t"}}
+            for i in range(count)
+        ],
+    }  # fmt: skip
+
+
+def _try_post(api: str, token: str, body: dict[str, Any]) -> str | None:
+    try:
+        job: str = call(api, token, body)["id"]
+    except OSError:  # urllib's HTTPError and connection errors
+        return None
+    return job
+
+
+def test_a_killed_service_and_a_killed_server_come_back_by_themselves(first_run: Run) -> None:
+    process, data_dir, banner = first_run.process, first_run.data_dir, first_run.banner
+    api, token = first_run.api, banner["token"]
+
+    # kill -9 of PostgreSQL (its whole process group, as a crash would).
+    pids = json.loads((data_dir / "stack.json").read_text())["pids"]
+    os.killpg(pids["postgres"], signal.SIGKILL)
+
+    def postgres_back() -> bool:
+        current = json.loads((data_dir / "stack.json").read_text())["pids"]
+        return bool(current["postgres"] != pids["postgres"])
+
+    wait_for("PostgreSQL to be restarted", postgres_back)
+    # The services reconnect by themselves: a new job goes through.
+    job = wait_for(
+        "the API to accept a job again",
+        lambda: _try_post(api, token, batch(banner["samples"], "b", 3)),
+    )
+    status = finished(api, token, job)
+    assert status["overview"]["success"] == 3, status
+
+    # kill -9 of the ingester in the middle of a batch. After the outage, not before:
+    # an ingester that lived through it has workers backing off for up to a minute,
+    # and the test below needs every worker to start its downloads at once.
+    [ingester] = children_running(process.pid, "videoimport_ingester")
+    job = call(api, token, batch(banner["samples"], "a", 12))["id"]
+    os.kill(ingester, signal.SIGKILL)
+    restarted = wait_for(
+        "a new ingester",
+        lambda: [p for p in children_running(process.pid, "videoimport_ingester") if p != ingester],
+    )
+    assert restarted
+    status = finished(api, token, job)
+    assert status["overview"]["success"] == 12, status
+
+
+def test_run_imports_and_a_later_run_finds_everything(first_run: Run) -> None:
+    """On the first run (whose stop within 30 s also comes after the crashes above,
+    when they ran), then on a second run on the same data dir."""
+    process, data_dir, banner = first_run.process, first_run.data_dir, first_run.banner
+    trickle = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    trickle.daemon_threads = True
+    threading.Thread(target=trickle.serve_forever, daemon=True).start()
+    try:
         assert banner["token"].startswith("vit_")
         assert ":" in banner["kafka"]
-        api = banner["api"] + "/api/2025-03/import/videos"
+        api = first_run.api
         job = call(
             api,
             banner["token"],

@@ -1,7 +1,14 @@
-"""The local stack starts real servers that real clients can use, and keeps data on restart."""
+"""The local stack starts real servers that real clients can use, and keeps data on restart.
+
+One stack for the module. The restart tests stop it, start it again with the CLI
+(as ``make stack`` does) and stop that with SIGTERM or by killing the CLI: each
+start of the servers costs seconds of CPU, most of it Kafka's, so each start
+serves more than one point.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -12,7 +19,8 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,9 +37,10 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=55)]
 
 PART_SIZE = 5 * 1024 * 1024  # S3's minimum size for all parts but the last
+PUTS_AT_ONCE = 8  # within the S3 client's pool of 10 connections
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +51,32 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield local
     finally:
         local.stop()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A row, a record and an object written before the restarts, which each must keep."""
+
+    row: str
+    topic: str
+    payload: bytes
+    partition: int
+    offset: int
+    key: str
+    sha256: str
+
+
+@pytest.fixture(scope="module")
+async def stored(devstack: LocalStack) -> Stored:
+    info = devstack.info
+    row = f"restart-{uuid.uuid4()}"
+    topic = f"devstack-restart-{uuid.uuid4().hex[:12]}"  # auto-created by the producer
+    payload = f"survives-{uuid.uuid4()}".encode()
+    key = f"restart/{uuid.uuid4()}.bin"
+    await pg_write(info, row)
+    partition, offset = await kafka_send(info, topic, payload)
+    sha = await s3_multipart_put(info, key)
+    return Stored(row, topic, payload, partition, offset, key, sha)
 
 
 # ------------------------------------------------------------------ helpers
@@ -133,6 +168,55 @@ async def s3_get_sha256(info: StackInfo, key: str) -> tuple[int, str]:
     return len(data), hashlib.sha256(data).hexdigest()
 
 
+async def assert_kept(info: StackInfo, stored: Stored) -> None:
+    assert await pg_has(info, stored.row)
+    assert (
+        await kafka_read_at(info, stored.topic, stored.partition, stored.offset) == stored.payload
+    )
+    assert await s3_get_sha256(info, stored.key) == (PART_SIZE + 1, stored.sha256)
+
+
+def server_pids(data_dir: Path) -> list[int]:
+    return list(json.loads((data_dir / "stack.json").read_text())["pids"].values())
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+@contextmanager
+def cli_stack(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], StackInfo]]:
+    """``python -m videoimport_devstack up``, once it printed the StackInfo (that is,
+    once every server is ready); killed on the way out if still running."""
+    with log.open("ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "videoimport_devstack", "up", "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, f"the CLI exited early: {log.read_text()}"
+        yield proc, StackInfo.from_json(line)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 # ------------------------------------------------------------------ tests
 
 
@@ -214,8 +298,13 @@ async def test_s3_lists_more_than_a_thousand_keys_page_by_page(devstack: LocalSt
     prefix = f"many-{uuid.uuid4().hex[:8]}/"
     keys = {f"{prefix}{n:05d}" for n in range(1003)}
     async with s3_client(info) as s3:
-        for key in sorted(keys):
-            await s3.put_object(Bucket=info.s3_bucket, Key=key, Body=b"x")
+        slots = asyncio.Semaphore(PUTS_AT_ONCE)
+
+        async def put(key: str) -> None:
+            async with slots:
+                await s3.put_object(Bucket=info.s3_bucket, Key=key, Body=b"x")
+
+        await asyncio.gather(*(put(key) for key in keys))
         listed: set[str] = set()
         pages = 0
         async for page in s3.get_paginator("list_objects_v2").paginate(
@@ -227,16 +316,17 @@ async def test_s3_lists_more_than_a_thousand_keys_page_by_page(devstack: LocalSt
     assert pages == 2
 
 
-async def test_restart_keeps_postgres_kafka_and_s3_data(devstack: LocalStack) -> None:
-    before = devstack.info
-    row = f"restart-{uuid.uuid4()}"
-    topic = f"devstack-restart-{uuid.uuid4().hex[:12]}"  # auto-created by the producer
-    payload = f"survives-{uuid.uuid4()}".encode()
-    key = f"restart/{uuid.uuid4()}.bin"
-    await pg_write(before, row)
-    partition, offset = await kafka_send(before, topic, payload)
-    sha = await s3_multipart_put(before, key)
+def test_a_second_stack_on_the_same_data_dir_is_refused(devstack: LocalStack) -> None:
+    other = LocalStack(devstack.data_dir)
+    with pytest.raises(Exception, match="already running"):
+        other.start()
+    assert read_stack_info(devstack.data_dir) == devstack.info
 
+
+async def test_restart_keeps_data_and_ports_and_sigterm_stops_the_cli_cleanly(
+    devstack: LocalStack, stored: Stored, tmp_path: Path
+) -> None:
+    before = devstack.info
     children = devstack.children()
     assert set(children) == {"postgres", "kafka", "s3"}
     devstack.stop()
@@ -245,103 +335,45 @@ async def test_restart_keeps_postgres_kafka_and_s3_data(devstack: LocalStack) ->
     with pytest.raises(StackNotRunningError):
         read_stack_info(devstack.data_dir)
 
-    after = devstack.start()
-    assert await pg_has(after, row)
-    assert await kafka_read_at(after, topic, partition, offset) == payload
-    assert await s3_get_sha256(after, key) == (PART_SIZE + 1, sha)
-    # The ports were free again, so the stack re-used them.
-    assert after == before
+    with cli_stack(devstack.data_dir, tmp_path / "cli.log") as (proc, after):
+        assert read_stack_info(devstack.data_dir) == after
+        await assert_kept(after, stored)
+        # The ports were free again, so the stack re-used them.
+        assert after == before
+        pids = server_pids(devstack.data_dir)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not (devstack.data_dir / "stack.json").exists()
+        assert _wait_gone(pids, 5) == []
 
 
-async def test_restart_on_other_ports_when_the_old_ones_are_taken(devstack: LocalStack) -> None:
-    before = devstack.info
-    topic = f"devstack-ports-{uuid.uuid4().hex[:12]}"
-    payload = f"moved-{uuid.uuid4()}".encode()
-    partition, offset = await kafka_send(before, topic, payload)
-    row = f"ports-{uuid.uuid4()}"
-    await pg_write(before, row)
-    key = f"ports/{uuid.uuid4()}.bin"
-    sha = await s3_multipart_put(before, key)
+async def test_restart_moves_off_taken_ports_and_children_die_with_a_killed_cli(
+    devstack: LocalStack, stored: Stored, tmp_path: Path
+) -> None:
+    devstack.stop()  # already stopped when the test above ran
     old_ports = json.loads((devstack.data_dir / "ports.json").read_text())
-
-    devstack.stop()
-    squatters = []
+    squatters: list[socket.socket] = []
     try:
         for port in old_ports.values():  # incl. the KRaft controller port
             sock = socket.socket()
+            squatters.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
             sock.listen()
-            squatters.append(sock)
-        after = devstack.start()
+        with cli_stack(devstack.data_dir, tmp_path / "cli.log") as (proc, after):
+            for sock in squatters:
+                sock.close()
+            new_ports = json.loads((devstack.data_dir / "ports.json").read_text())
+            assert all(new_ports[name] != old_ports[name] for name in old_ports)
+            assert after.kafka_bootstrap != f"127.0.0.1:{old_ports['kafka']}"
+            await assert_kept(after, stored)
+
+            pids = server_pids(devstack.data_dir)
+            proc.kill()  # SIGKILL: no cleanup code runs in the parent
+            proc.wait(timeout=10)
+            assert _wait_gone(pids, 60) == [], "children outlived their parent"
+            with pytest.raises(StackNotRunningError, match="stale"):
+                read_stack_info(devstack.data_dir)
     finally:
         for sock in squatters:
             sock.close()
-    new_ports = json.loads((devstack.data_dir / "ports.json").read_text())
-    assert all(new_ports[name] != old_ports[name] for name in old_ports)
-    assert after.kafka_bootstrap != before.kafka_bootstrap
-    assert await kafka_read_at(after, topic, partition, offset) == payload
-    assert await pg_has(after, row)
-    assert await s3_get_sha256(after, key) == (PART_SIZE + 1, sha)
-
-
-def test_a_second_stack_on_the_same_data_dir_is_refused(devstack: LocalStack) -> None:
-    other = LocalStack(devstack.data_dir)
-    with pytest.raises(Exception, match="already running"):
-        other.start()
-    assert read_stack_info(devstack.data_dir) == devstack.info
-
-
-def _wait_gone(pids: list[int], timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = []
-        for pid in pids:
-            try:
-                os.kill(pid, 0)
-                alive.append(pid)
-            except ProcessLookupError:
-                pass
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.2)
-
-
-def _cli_up(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], StackInfo]:
-    with log.open("ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "videoimport_devstack", "up", "--data-dir", str(data_dir)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-        )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the CLI prints the StackInfo once everything is ready
-    assert line, f"the CLI exited early: {log.read_text()}"
-    return proc, StackInfo.from_json(line)
-
-
-def test_cli_stops_cleanly_on_sigterm_and_children_die_with_a_killed_parent(
-    tmp_path: Path,
-) -> None:
-    data_dir = tmp_path / "cli-stack"
-    proc, info = _cli_up(data_dir, tmp_path / "cli.log")
-    try:
-        assert read_stack_info(data_dir) == info
-        pids = list(json.loads((data_dir / "stack.json").read_text())["pids"].values())
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-        assert not (data_dir / "stack.json").exists()
-        assert _wait_gone(pids, 5) == []
-
-        proc, info = _cli_up(data_dir, tmp_path / "cli.log")
-        pids = list(json.loads((data_dir / "stack.json").read_text())["pids"].values())
-        proc.kill()  # SIGKILL: no cleanup code runs in the parent
-        proc.wait(timeout=10)
-        assert _wait_gone(pids, 60) == [], "children outlived their parent"
-        with pytest.raises(StackNotRunningError, match="stale"):
-            read_stack_info(data_dir)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
