@@ -58,6 +58,13 @@ MIB = 1024 * 1024
 def settings_for(
     stack: StackInfo, pg_dsn: str, bucket: str, topic_prefix: str = "", **overrides: Any
 ) -> Settings:
+    """Settings for one test: its stack, and ``overrides`` on top of roomy defaults.
+
+    The download timeouts are generous because the tests share busy cores with
+    each other: a source served from this very event loop can fall silent for
+    a second when the machine is saturated, and a tight timeout would retry or
+    fail downloads that no test asked to. A test about a timeout sets its own.
+    """
     values: dict[str, Any] = {
         "database_url": pg_dsn,
         "kafka_bootstrap": stack.kafka_bootstrap,
@@ -69,8 +76,8 @@ def settings_for(
         "s3_bucket": bucket,
         "s3_part_size": 5 * MIB,
         "allow_private_urls": True,
-        "download_connect_timeout": 2.0,
-        "download_read_timeout": 0.5,
+        "download_connect_timeout": 10.0,
+        "download_read_timeout": 30.0,
         "download_backoff": 0.05,
         "ingester_concurrency": 4,
     }

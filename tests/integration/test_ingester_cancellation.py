@@ -84,9 +84,7 @@ async def test_a_download_whose_video_is_cancelled_is_abandoned(
     s3_bucket: str,
     source: TricklingSource,
 ) -> None:
-    settings = settings_for(
-        stack, database, s3_bucket, download_min_rate=0.0, download_read_timeout=30.0
-    )
+    settings = settings_for(stack, database, s3_bucket, download_min_rate=0.0)
     assert settings.ingester_cancel_check_interval == CHECK_INTERVAL
     abandoned = metric(ABANDONED, when="downloading")
     job_id, envelopes = await request_import(database, Video(source.url(BIG)))

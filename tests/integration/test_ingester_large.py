@@ -171,7 +171,7 @@ async def test_a_cancelled_download_aborts_its_multipart_upload(
     stack: StackInfo, database: str, s3_bucket: str, source: VideoSource
 ) -> None:
     # What a stopping worker does to a video past its first part: cancel it.
-    settings = settings_for(stack, database, s3_bucket, s3_part_size=PART, download_read_timeout=30)
+    settings = settings_for(stack, database, s3_bucket, s3_part_size=PART)
     _, [envelope] = await request_import(database, Video(source.url("/stall-big.mp4")))
     async with build_ingester(settings) as ingester:
         calls = S3Calls(ingester.uploader.client)

@@ -344,12 +344,12 @@ async def test_a_storage_outage_raises_so_the_message_is_retried(
 async def test_a_download_over_the_total_time_limit_fails_without_retry(
     stack: StackInfo, database: str, s3_bucket: str, source: VideoSource
 ) -> None:
-    settings = settings_for(
-        stack, database, s3_bucket, download_read_timeout=30.0, download_total_timeout=0.5
-    )
+    # The limit covers connecting too: long enough that a busy machine still gets
+    # the request to the source (counted below) before it runs out.
+    settings = settings_for(stack, database, s3_bucket, download_total_timeout=2.0)
     _, [envelope] = await request_import(database, Video(source.url("/gated/sample.mp4")))
     async with build_ingester(settings) as ingester:
         event = await asyncio.wait_for(ingester.handle(envelope), 30)
     assert isinstance(event, VideoImportFailed)
-    assert (event.code, event.reason) == ("timeout", "timeout: download took longer than 0.5 s")
+    assert (event.code, event.reason) == ("timeout", "timeout: download took longer than 2 s")
     assert source.hits["/gated/sample.mp4"] == 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -32,6 +34,22 @@ from .ingester_harness import (
 
 pytestmark = pytest.mark.integration
 
+STARTED_WITHIN = 120.0
+"""Seconds a new ingester process may take to get to work: its imports and its
+Kafka group join are slow when the machine is saturated."""
+ORCHESTRATOR_GRACE = 30.0
+"""What an orchestrator gives a process after SIGTERM by default before killing it."""
+
+
+def logged_at(lines: list[str], event: str) -> float:
+    """When the process logged ``event`` (its JSON line's timestamp), in epoch seconds."""
+    for line in lines:
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("event") == event:
+                return datetime.fromisoformat(record["timestamp"]).timestamp()
+    raise AssertionError(f"never logged {event!r}:\n" + "".join(lines))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -44,7 +62,7 @@ async def test_sigterm_finishes_the_download_in_flight_then_exits_cleanly(
     stack: StackInfo, pg_dsn: str, s3_bucket: str, topic_prefix: str, fixtures_dir: Path
 ) -> None:
     await prepare_database(pg_dsn)
-    settings = settings_for(stack, pg_dsn, s3_bucket, topic_prefix, download_read_timeout=30.0)
+    settings = settings_for(stack, pg_dsn, s3_bucket, topic_prefix, download_min_rate=0.0)
     env = process_env(settings, VIDEOIMPORT_LOG_JSON="true")
     topic = bootstrap.videos_topic(settings)
     await ensure_topics(stack.kafka_bootstrap, settings.kafka_partitions, topics=[topic])
@@ -83,7 +101,7 @@ async def test_sigterm_finishes_the_download_in_flight_then_exits_cleanly(
                 assert process.returncode is None, "".join(log_lines)
                 return source.hits[path] == 1
 
-            await eventually(download_started, within=60)
+            await eventually(download_started, within=STARTED_WITHIN)
             process.send_signal(signal.SIGTERM)
 
             async def stopping() -> bool:
@@ -133,7 +151,7 @@ async def test_metrics_are_served_while_running(
                 assert process.returncode is None
                 return len(await terminal_events(pg_dsn, job_id)) == 1
 
-            await eventually(done, within=60)
+            await eventually(done, within=STARTED_WITHIN)
             async with (
                 aiohttp.ClientSession() as http,
                 http.get(f"http://127.0.0.1:{port}/metrics") as response,
@@ -184,7 +202,9 @@ async def test_sigterm_with_slow_downloads_exits_in_time_and_another_instance_fi
                 assert process.returncode is None, "".join(log_lines)
                 return source.active[slow] == 3
 
-            await eventually(downloads_in_flight, "three downloads in flight", within=60)
+            await eventually(
+                downloads_in_flight, "three downloads in flight", within=STARTED_WITHIN
+            )
             loop = asyncio.get_running_loop()
             signalled = loop.time()
             process.send_signal(signal.SIGTERM)
@@ -197,14 +217,23 @@ async def test_sigterm_with_slow_downloads_exits_in_time_and_another_instance_fi
             await collecting
 
         assert returncode == 0, "".join(log_lines)
-        assert took < 15.0, f"exit took {took:.1f} s"
+        # The grace and no more, by the process's own clock: a busy machine slows
+        # the work around the wait, not the wait.
+        waited = logged_at(log_lines, "cancelling videos still in flight after the grace period")
+        waited -= logged_at(log_lines, "stopping: finishing videos in flight")
+        assert waited == pytest.approx(settings.shutdown_grace, abs=1.0)
+        # The exit as a whole: closing down after the grace took up to 7 s on a
+        # saturated machine, hence the room; still in time for an orchestrator, and
+        # long before the read timeout (60 s) would have ended the downloads.
+        assert took < ORCHESTRATOR_GRACE, f"exit took {took:.1f} s"
         assert any("released unfinished videos" in line for line in log_lines)
         assert await terminal_events(pg_dsn, job_id) == []
         rows = await queued_tasks(pg_dsn)
         assert len(rows) == 3
         assert all(r["lease_owner"] is None and r["attempts"] == 0 for r in rows)
 
-        # Another instance takes them at once (not after the 60 s lease).
+        # Another instance takes them at once, not when their leases run out (60 s,
+        # renewed every 20 s: not before 40 s after the exit, had they not been released).
         source.gate.set()
         async with running_ingester(settings) as other:
 
@@ -212,7 +241,7 @@ async def test_sigterm_with_slow_downloads_exits_in_time_and_another_instance_fi
                 other.check_alive()
                 return len(await terminal_events(pg_dsn, job_id)) == 3
 
-            await eventually(finished, "the other instance to finish the videos", within=20)
+            await eventually(finished, "the other instance to finish the videos", within=30)
 
     results = await terminal_events(pg_dsn, job_id)
     assert all(isinstance(r.event, VideoImported) for r in results)

@@ -203,24 +203,17 @@ async def test_a_source_below_the_minimum_rate_fails_within_the_window(
         "timeout",
         "timeout: the source sent less than 2000 bytes/s over 1 s",
     )
-    assert 1.0 <= elapsed < 4.0
+    # Not the read timeout (30 s) nor the end of the trickle (20 min): the window.
+    # The slack above it is for connecting and recording on a busy machine.
+    assert 1.0 <= elapsed < 10.0
     assert source.hits["/trickle/sample.mp4"] == 1  # not retried: the slot is freed
 
 
 async def test_a_second_ingester_joins_during_a_long_download(
     stack: StackInfo, database: str, s3_bucket: str, topic_prefix: str, source: VideoSource
 ) -> None:
-    # A read timeout well above the trickle's pauses: on two busy cores (the other
-    # videos are probed meanwhile) a 0.5 s one could fire and restart the download,
-    # which is not what this test is about.
     settings = settings_for(
-        stack,
-        database,
-        s3_bucket,
-        topic_prefix,
-        download_min_rate=0.0,
-        download_read_timeout=10.0,
-        kafka_partitions=4,
+        stack, database, s3_bucket, topic_prefix, download_min_rate=0.0, kafka_partitions=4
     )
     group = bootstrap.group_id(settings)
     slow = "/trickle/sample.mp4"

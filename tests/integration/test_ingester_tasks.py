@@ -116,7 +116,9 @@ async def test_a_lease_that_runs_out_makes_the_row_claimable_again(
 ) -> None:
     [envelope] = await job(pg_dsn, "a")
     await queue(conn, envelope)
-    crashed = await tasks.claim(conn, "crashed", WIDE, lease_seconds=0.3)
+    # Claimed with a lease long enough that the check below cannot outlive it on
+    # a slow machine; the short one that runs out is the renewal's.
+    crashed = await tasks.claim(conn, "crashed", WIDE, lease_seconds=60)
     assert crashed is not None
     assert await claim(conn, "other") is None
     assert await tasks.renew(conn, envelope.id, "crashed", 0.3)
