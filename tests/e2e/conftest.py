@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiobotocore.session import get_session
 from aiohttp import web
 from videoimport_devstack import StackInfo
 from videoimport_devstack.services import ServiceSet
@@ -32,6 +31,8 @@ from videoimport_projects import (
     create_token,
     parse_config,
 )
+
+from tests.conftest import s3_client
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -158,14 +159,7 @@ async def deploy(
     await admin.execute(f'CREATE DATABASE "{database}"')
     await admin.close()
     dsn = stack.postgres_dsn.rpartition("/")[0] + "/" + database
-    session = get_session()
-    async with session.create_client(
-        "s3",
-        endpoint_url=stack.s3_endpoint,
-        aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key,
-        region_name=stack.s3_region,
-    ) as s3:
+    async with s3_client(stack) as s3:
         await s3.create_bucket(Bucket=bucket)
     own_stack = dataclasses.replace(stack, postgres_dsn=dsn, s3_bucket=bucket)
     prefix = f"e2e{secrets.token_hex(4)}."

@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from aiobotocore.session import get_session
 from videoimport_api.adapters.s3 import MediaObject, MediaStore
 from videoimport_api.domain.media_links import signature
 from videoimport_api.handlers import Dependencies
 from videoimport_devstack import StackInfo
+
+from tests.conftest import s3_client
 
 from .api_harness import (
     IMPORT_URL,
@@ -91,13 +92,7 @@ async def api(
 @pytest.fixture
 async def stored(stack: StackInfo, s3_bucket: str, fixtures_dir: Path) -> bytes:
     data = (fixtures_dir / "sample.mp4").read_bytes()
-    async with get_session().create_client(
-        "s3",
-        endpoint_url=stack.s3_endpoint,
-        aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key,
-        region_name=stack.s3_region,
-    ) as client:
+    async with s3_client(stack) as client:
         await client.put_object(Bucket=s3_bucket, Key=KEY, Body=data, ContentType="video/mp4")
         await client.put_object(Bucket=s3_bucket, Key=OUTSIDE, Body=b"not for you")
     return data

@@ -14,13 +14,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiobotocore.session import get_session
 from videoimport_api.domain.media_links import signature
 from videoimport_api.ui.session import COOKIE_NAME
 from videoimport_devstack import StackInfo
 from videoimport_eventlog import store
 from videoimport_events import MediaInfo, VideoImported, VideoImportSkipped
 
+from tests.conftest import s3_client
 from tests.integration.test_projector_readmodel import caught_up, projecting
 from tests.polling import eventually
 
@@ -72,13 +72,7 @@ async def api(pg_dsn: str, stack: StackInfo, s3_bucket: str) -> AsyncIterator[Ru
 
 @pytest.fixture
 async def poster_stored(stack: StackInfo, s3_bucket: str) -> None:
-    async with get_session().create_client(
-        "s3",
-        endpoint_url=stack.s3_endpoint,
-        aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key,
-        region_name=stack.s3_region,
-    ) as client:
+    async with s3_client(stack) as client:
         # Stored without a type: the API serves a poster as a JPEG all the same.
         await client.put_object(Bucket=s3_bucket, Key=POSTER_KEY, Body=POSTER)
 

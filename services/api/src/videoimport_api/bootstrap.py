@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
 log = structlog.get_logger("videoimport_api")
+
+
+aws_session = functools.cache(get_session)
+"""One per process: a session parses the S3 service model for its first client,
+which costs more CPU than the rest of making one; later clients reuse it."""
 
 
 async def migrate(pool: asyncpg.Pool) -> None:
@@ -75,7 +81,7 @@ async def dependencies(settings: ApiSettings) -> AsyncIterator[Dependencies]:
         storage_check = None
         if settings.s3_bucket:
             client = await stack.enter_async_context(
-                get_session().create_client(
+                aws_session().create_client(
                     "s3",
                     endpoint_url=settings.s3_endpoint or None,
                     aws_access_key_id=settings.s3_access_key or None,

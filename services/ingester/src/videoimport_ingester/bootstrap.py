@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -76,6 +77,11 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
     return pool
 
 
+aws_session = functools.cache(get_session)
+"""One per process: a session parses the S3 service model for its first client,
+which costs more CPU than the rest of making one; later clients reuse it."""
+
+
 @contextlib.asynccontextmanager
 async def s3_client(settings: Settings) -> AsyncIterator[S3Client]:
     config = AioConfig(
@@ -86,7 +92,7 @@ async def s3_client(settings: Settings) -> AsyncIterator[S3Client]:
         response_checksum_validation="when_required",
         retries={"max_attempts": 3, "mode": "standard"},
     )
-    async with get_session().create_client(
+    async with aws_session().create_client(
         "s3",
         endpoint_url=settings.s3_endpoint,
         aws_access_key_id=settings.s3_access_key,
