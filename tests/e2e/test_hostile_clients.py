@@ -23,7 +23,7 @@ from videoimport_devstack import StackInfo
 
 from .conftest import FIXTURES, Deployment, deploy, service_logs
 
-pytestmark = [pytest.mark.e2e, pytest.mark.long(seconds=45)]
+pytestmark = [pytest.mark.e2e, pytest.mark.long(seconds=35)]
 
 API = "/api/2025-03/import/videos"
 SAMPLE = (FIXTURES / "sample.mp4").read_bytes()

@@ -27,7 +27,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.long(seconds=65)
+pytestmark = pytest.mark.long(seconds=66)
 
 
 def read_banner(out: IO[str], within: float = 240.0) -> dict[str, str]:

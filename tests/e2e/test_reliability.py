@@ -18,7 +18,7 @@ import pytest
 from reliability.runner import run
 from reliability.scenarios import Plan
 
-pytestmark = pytest.mark.long(seconds=150)
+pytestmark = pytest.mark.long(seconds=95)
 
 SETTINGS = {
     "VIDEOIMPORT_INGESTER_LEASE_SECONDS": "8",

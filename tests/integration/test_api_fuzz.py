@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from .api_harness import IMPORT_URL, auth, batch, project_with_token, running_api
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=26)]
 
 CHECKS = [
     not_a_server_error,

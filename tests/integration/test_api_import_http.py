@@ -25,7 +25,7 @@ from .api_harness import (
     running_api,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=25)]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from .api_harness import (
     submit_batch,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=26)]
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 

@@ -39,7 +39,7 @@ from .api_harness import (
     signed_url,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=30)]
 
 MEDIA_ID = "m4xq7c2kdaw3hz5tb6ne"
 KEY = f"acme/{MEDIA_ID}/0b6f4c1e-1234-4abc-8def-0123456789ab.mp4"

@@ -24,7 +24,7 @@ from videoimport_projects.client.api import ApiFailure, ImportApi
 
 from .api_harness import STATUS_URL, VERSION, RunningApi, auth, project_with_token
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=47)]
 
 CLIENT_ENVIRONMENT = ("VIDEOIMPORT_API_URL", "VIDEOIMPORT_TOKEN", "COLUMNS", "FORCE_COLOR")
 

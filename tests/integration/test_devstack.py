@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
-pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=55)]
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=40)]
 
 PART_SIZE = 5 * 1024 * 1024  # S3's minimum size for all parts but the last
 PUTS_AT_ONCE = 8  # within the S3 client's pool of 10 connections

@@ -40,7 +40,7 @@ from tests.requests import requested_job
 from . import ingester_harness, notifier_harness
 from .test_api_ops_http import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=26)]
 DEADLINE = 30.0
 Run = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 

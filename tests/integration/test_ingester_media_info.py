@@ -43,7 +43,7 @@ from .ingester_harness import (
     video_source,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=31)]
 
 LIMITED = "limited"
 """A project with a 1 s duration limit and a 100 KB size limit."""

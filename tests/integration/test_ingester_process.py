@@ -32,7 +32,7 @@ from .ingester_harness import (
     video_source,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=36)]
 
 STARTED_WITHIN = 120.0
 """Seconds a new ingester process may take to get to work: its imports and its

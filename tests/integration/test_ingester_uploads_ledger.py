@@ -54,7 +54,7 @@ from .ingester_harness import (
     video_source,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=31)]
 
 PART = 5 * MIB
 CLEANED = "videoimport_ingester_unsettled_uploads_cleaned_total"

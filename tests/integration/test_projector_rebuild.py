@@ -32,7 +32,7 @@ from tests.integration.test_projector_readmodel import (
 )
 from tests.polling import eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=28)]
 
 
 async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
