@@ -217,3 +217,73 @@ async def test_an_attempt_that_cannot_be_recorded_backs_off_fails_and_is_parked_
     row = await delivery_row(conn, "jobunrecorded")
     assert row is not None and (row["attempts"], row["last_status"]) == (4, 200)
     assert json.loads(row["payload"])["id"] == "jobunrecorded"
+
+
+async def test_a_delivery_whose_commit_failed_is_not_sent_again_before_it_is_counted(
+    stack: StackInfo, pg_dsn: str, topic_prefix: str, conn: asyncpg.Connection, scripted: Scripted
+) -> None:
+    """Between a commit that fails and the new transaction counting the attempt,
+    the row is not locked: the other scheduler must still leave it alone."""
+    settings = settings_for(stack, pg_dsn, topic_prefix, webhook_retry_base=1.0)
+    completed = await log_job_completed(conn, "jobheld", scripted.url)
+    delivery_id = domain.delivery_id_for(str(completed.event_id))
+    # The commit of the attempt waits for the test (advisory lock 7301), then fails.
+    await conn.execute(
+        "CREATE FUNCTION refuse_attempts() RETURNS trigger AS $$ BEGIN"
+        f" IF NEW.stream_id = 'webhook-{delivery_id}' THEN"
+        " PERFORM pg_advisory_xact_lock(7301); RAISE EXCEPTION 'refused at commit'; END IF;"
+        " RETURN NULL; END $$ LANGUAGE plpgsql;"
+        " CREATE CONSTRAINT TRIGGER refuse_attempts AFTER INSERT ON events"
+        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_attempts()"
+    )
+    gate, table_lock = await asyncpg.connect(pg_dsn), await asyncpg.connect(pg_dsn)
+    try:
+        await gate.execute("SELECT pg_advisory_lock(7301)")
+        async with notifying(settings):
+            await publish(stack, jobs_topic(settings), completed)
+            committing = await waiting_backend(conn, "locktype = 'advisory'")
+            # Queued behind the committing transaction: granted the moment it rolls
+            # back, it then stops the attempt from being counted.
+            locked = table_lock.transaction()
+            await locked.start()
+            locking = asyncio.create_task(
+                table_lock.execute("LOCK TABLE webhook_deliveries IN SHARE MODE")
+            )
+            await waiting_backend(conn, "relation = 'webhook_deliveries'::regclass")
+            await gate.execute("SELECT pg_advisory_unlock(7301)")
+            await locking
+            await waiting_backend(
+                conn, f"pid = {committing} AND relation = 'webhook_deliveries'::regclass"
+            )
+            # The row is unlocked and still due; the other scheduler looks every 0.05 s.
+            await asyncio.sleep(0.5)
+            assert len(scripted.seen_at) == 1
+            await conn.execute("DROP TRIGGER refuse_attempts ON events")
+            await locked.commit()
+            await eventually(in_state(conn, "jobheld", "delivered"), "the retry to deliver")
+    finally:
+        await gate.close()
+        await table_lock.close()
+
+    assert len(scripted.seen_at) == 2
+    [event] = await attempts(conn, delivery_id)
+    assert isinstance(event.event, WebhookDelivered) and event.event.attempt == 2
+    row = await delivery_row(conn, "jobheld")
+    assert row is not None and row["attempts"] == 2
+
+
+async def waiting_backend(conn: asyncpg.Connection, where: str) -> int:
+    """The pid of the backend of this database waiting for a lock matching ``where``."""
+    found: list[int] = []
+
+    async def waiting() -> bool:
+        pid = await conn.fetchval(
+            "SELECT pid FROM pg_locks WHERE NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            f" AND {where} LIMIT 1"
+        )
+        found[:] = [pid] if pid is not None else []
+        return bool(found)
+
+    await eventually(waiting, f"a backend waiting for a lock ({where})")
+    return found[0]

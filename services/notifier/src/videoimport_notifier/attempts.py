@@ -64,6 +64,7 @@ class Attempter:
     clock: Clock
     rand: Callable[[], float]
     _choosing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _held: set[str] = field(default_factory=set)
 
     async def attempt_due(self) -> bool:
         """Attempt the oldest due delivery of a project below its limit; False when
@@ -72,8 +73,12 @@ class Attempter:
         The row stays locked while the request runs, and the attempt's outcome and
         its event commit together: a crash in between sends it again later (the
         receiver dedupes by ``webhook-id``), but never records an attempt twice.
+        A transaction that fails at commit loses the row lock before the attempt
+        is counted in a new one; the delivery stays held in this process until
+        then, so no other scheduler of it sends it again meanwhile.
         """
         made: list[_Made] = []
+        delivery: domain.Delivery | None = None
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -81,10 +86,13 @@ class Attempter:
                     # last free slot of a project.
                     async with self._choosing:
                         now = self.clock()
-                        delivery = await deliveries.lock_next_due(conn, now, self.slots.full())
+                        delivery = await deliveries.lock_next_due(
+                            conn, now, self.slots.full(), sorted(self._held)
+                        )
                         if delivery is None:
                             return False
                         self.slots.take(delivery.project)
+                        self._held.add(delivery.delivery_id)
                     metrics.IN_FLIGHT.inc()
                     try:
                         await self._attempt(conn, delivery, made)
@@ -98,6 +106,9 @@ class Attempter:
                 # attempt in a new one.
                 async with conn.transaction():
                     await self._unrecorded(conn, made[0], exc, self.clock())
+            finally:
+                if delivery is not None:
+                    self._held.discard(delivery.delivery_id)
         return True
 
     async def _attempt(

@@ -35,22 +35,29 @@ async def insert(conn: asyncpg.Connection, delivery: Delivery, due: datetime) ->
 
 
 async def lock_next_due(
-    conn: asyncpg.Connection, now: datetime, busy: Sequence[str] = ()
+    conn: asyncpg.Connection,
+    now: datetime,
+    busy: Sequence[str] = (),
+    held: Sequence[str] = (),
 ) -> Delivery | None:
     """The oldest due delivery of a project not in ``busy``, locked until the
     caller's transaction ends.
 
     SKIP LOCKED lets every scheduler (in this process or another) take a
     different one, and no two ever send the same delivery at once. ``busy``
-    are the projects already at their limit of deliveries in flight.
+    are the projects already at their limit of deliveries in flight; ``held``
+    are deliveries this process is still attempting, even without a row lock
+    (their transaction failed at commit and the attempt is being counted).
     """
     row = await conn.fetchrow(
         "SELECT delivery_id, job_id, project, url, payload::text AS payload, attempts,"
         " budget_from, cause_event_id FROM webhook_deliveries"
         " WHERE state = 'pending' AND next_attempt_at <= $1 AND project <> ALL($2::text[])"
+        " AND delivery_id <> ALL($3::text[])"
         " ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
         now,
         list(busy),
+        list(held),
     )
     if row is None:
         return None
