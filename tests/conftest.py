@@ -118,8 +118,9 @@ def _expected_seconds(item: pytest.Item) -> float:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files marked ``long`` first, longest first: a parallel run hands out files in
-    this order, so the longest start at once instead of keeping one worker busy
-    after the rest are done."""
+    this order (``--no-loadscope-reorder``; by default xdist hands out the files
+    with the most tests first), so the longest start at once instead of keeping
+    one worker busy after the rest are done, and the quick unit tests come last."""
     items.sort(key=lambda item: -_expected_seconds(item))
 
 
