@@ -22,6 +22,7 @@ from .ingester_harness import (
     PROJECT,
     Video,
     VideoSource,
+    group_members,
     metric,
     prepare_database,
     publish,
@@ -58,18 +59,6 @@ async def committed_offsets(stack: StackInfo, group: str, topic: str) -> int:
     finally:
         await admin.close()
     return sum(meta.offset for tp, meta in committed.items() if tp.topic == topic)
-
-
-async def group_members(stack: StackInfo, group: str) -> tuple[str, list[str]]:
-    """The group's state and its member ids (an evicted member comes back with a new id)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    [described] = response.to_object()["groups"]
-    return described["state"], sorted(m["member_id"] for m in described["members"])
 
 
 async def test_a_poison_request_fails_after_its_attempts_and_the_partition_flows_on(

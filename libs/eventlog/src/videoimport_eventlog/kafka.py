@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Final, Protocol
 
 import msgspec
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from videoimport_events import EVENT_TYPES, TOPICS, Envelope, decode_envelope
 
 Headers = list[tuple[str, bytes]]
+
+LEAVE_TIMEOUT: Final = 5.0
+"""How long a stopping consumer may take to leave its group."""
 
 
 class Logged(Protocol):
@@ -146,3 +151,15 @@ async def ensure_topics(
                 pass
     finally:
         await admin.close()
+
+
+async def leave_group(consumer: AIOKafkaConsumer, timeout: float = LEAVE_TIMEOUT) -> None:  # noqa: ASYNC109
+    """Stop ``consumer`` and leave its group, giving up after ``timeout`` seconds.
+
+    aiokafka's ``stop`` first waits for a JoinGroup in flight, which the broker only
+    answers when the rebalance ends: while a member killed without leaving holds the
+    group for the rest of its session (or a rebalance timeout, minutes), that is
+    long past any shutdown grace.
+    """
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(consumer.stop(), timeout)

@@ -24,7 +24,9 @@ consumes videoimport.videos (VideoImportRequested) → emits VideoImported / Vid
   left in S3 and nothing settled within ``unsettled_upload_grace``.
 
 The workers and the sweeper start before the consumer has joined its group: a
-restarted instance takes up expired leases and queued rows at once.
+restarted instance takes up expired leases and queued rows at once, while the join
+waits out the session of a member killed without leaving the group; SIGTERM during
+the join stops at once.
 
 SIGTERM: nothing new is claimed; what runs gets ``shutdown_grace`` seconds, then
 it is cancelled (multipart uploads aborted) and its rows are released, so
@@ -34,12 +36,12 @@ another instance takes them at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 from videoimport_eventlog import health
 from videoimport_eventlog.consumer import KeyedConcurrentConsumer
-from videoimport_eventlog.kafka import ensure_topics
+from videoimport_eventlog.kafka import ensure_topics, leave_group
+from videoimport_eventlog.loop import unless_stopped
 
 from videoimport_ingester import bootstrap
 from videoimport_ingester.intake import Intake
@@ -87,16 +89,18 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         sweeping = asyncio.create_task(sweeper.run(stop))
         loops: tuple[asyncio.Task[None], ...] = (working, sweeping)
         try:
-            await consumer.start()
-            log.info(
-                "ingester started",
-                topic=topic,
-                group=bootstrap.group_id(settings),
-                owner=workers.owner,
-            )
-            loops = (asyncio.create_task(keyed.run()), working, sweeping)
-            stopped = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({*loops, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            # SIGTERM during the join stops at once rather than after the dead session.
+            joined, _ = await unless_stopped(consumer.start(), stop)
+            if joined:
+                log.info(
+                    "ingester started",
+                    topic=topic,
+                    group=bootstrap.group_id(settings),
+                    owner=workers.owner,
+                )
+                loops = (asyncio.create_task(keyed.run()), working, sweeping)
+                stopped = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({*loops, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()  # whatever ended first, the rest stops too
             keyed.stop()
             await asyncio.gather(*loops, return_exceptions=True)
@@ -111,8 +115,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             finally:
                 for task in loops:
                     task.cancel()
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+            await leave_group(consumer)
         for task in loops:
             failure = None if task.cancelled() else task.exception()
             if failure is not None:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import asyncpg
 import structlog
@@ -28,33 +27,20 @@ from aiokafka import AIOKafkaConsumer
 from videoimport_eventlog import health
 from videoimport_eventlog.consumer import KeyedConcurrentConsumer, Record
 from videoimport_eventlog.faults import is_outage
-from videoimport_eventlog.loop import first_of, pause
+from videoimport_eventlog.kafka import leave_group
+from videoimport_eventlog.loop import first_of, pause, unless_stopped
 
 from videoimport_notifier import attempts, bootstrap, handlers
 from videoimport_notifier.adapters.webhook_http import WebhookSender
 from videoimport_notifier.settings import NotifierSettings
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 CLOSE_TIMEOUT = 5.0
-"""For leaving the consumer group and closing the pool at the very end."""
+"""For closing the pool at the very end."""
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T | None]:
-    """``(True, result)``, or ``(False, None)`` when ``stop`` came first (work cancelled)."""
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    if not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return False, None
-    return True, task.result()
 
 
 class Notifier:
@@ -192,8 +178,7 @@ class Notifier:
 
 
 async def _close(consumer: AIOKafkaConsumer, sender: WebhookSender, pool: asyncpg.Pool) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(consumer.stop(), CLOSE_TIMEOUT)
+    await leave_group(consumer)
     with contextlib.suppress(Exception):
         await sender.close()
     try:
