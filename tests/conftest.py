@@ -168,7 +168,7 @@ async def migrated_template(stack: StackInfo) -> AsyncIterator[str]:
     yield name
     admin = await asyncpg.connect(stack.postgres_dsn)
     try:
-        await _drop_database(admin, name)
+        await drop_database(admin, name)
     finally:
         await admin.close()
 
@@ -191,12 +191,12 @@ async def pg_dsn(
     yield _with_database(stack.postgres_dsn, name)
     admin = await asyncpg.connect(stack.postgres_dsn)
     try:
-        await _drop_database(admin, name)
+        await drop_database(admin, name)
     finally:
         await admin.close()
 
 
-async def _drop_database(admin: asyncpg.Connection, name: str) -> None:
+async def drop_database(admin: asyncpg.Connection, name: str) -> None:
     """DROP … WITH (FORCE), waiting out a backend our role may not terminate.
 
     FORCE ends the test's own connections, but an autovacuum worker on the

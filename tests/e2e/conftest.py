@@ -32,7 +32,7 @@ from videoimport_projects import (
     parse_config,
 )
 
-from tests.conftest import s3_client
+from tests.conftest import drop_database, s3_client
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -189,7 +189,7 @@ async def deploy(
     finally:
         services.stop()
         admin = await asyncpg.connect(stack.postgres_dsn)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await drop_database(admin, database)
         await admin.close()
 
 

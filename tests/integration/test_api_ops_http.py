@@ -17,6 +17,8 @@ from structlog.testing import capture_logs
 from videoimport_api.handlers import Dependencies
 from videoimport_devstack import StackInfo
 
+from tests.conftest import drop_database
+
 from .api_harness import IMPORT_URL, auth, batch, project_with_token, running_api
 from .test_api_import_http import assert_request_counts
 
@@ -79,7 +81,7 @@ async def test_a_stopped_database_is_unavailable_without_saying_why(
         admin = await asyncpg.connect(stack.postgres_dsn)
         try:
             # Every connection of the API is terminated and none can be made again.
-            await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+            await drop_database(admin, database)
         finally:
             await admin.close()
         with capture_logs() as logs:
