@@ -22,7 +22,6 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 from videoimport_devstack import StackInfo
 from videoimport_eventlog import schema, store
@@ -419,18 +418,6 @@ async def publish(stack: StackInfo, settings: Settings, envelopes: list[Envelope
             )
     finally:
         await producer.stop()
-
-
-async def group_members(stack: StackInfo, group: str) -> tuple[str, list[str]]:
-    """The group's state and its member ids (an evicted member comes back with a new id)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    [described] = response.to_object()["groups"]
-    return described["state"], sorted(m["member_id"] for m in described["members"])
 
 
 @dataclass

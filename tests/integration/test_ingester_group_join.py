@@ -4,8 +4,6 @@ without leaving: the join waits out that member's session, the queue does not.""
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,10 +16,10 @@ from videoimport_ingester.adapters import tasks
 
 from tests.polling import eventually
 
+from .group_harness import group_members, kill_a_joined_member
 from .ingester_harness import (
     Video,
     VideoSource,
-    group_members,
     prepare_database,
     request_import,
     running_ingester,
@@ -32,47 +30,11 @@ from .ingester_harness import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=10)]
 
-# A member of the group in a process of its own, with a long session (30 s): killed,
-# it stays in the group until the session expires, as a killed ingester does.
-MEMBER = """
-import asyncio, sys
-from aiokafka import AIOKafkaConsumer
-
-async def main():
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=sys.argv[1], group_id=sys.argv[2], client_id="killed-member",
-        session_timeout_ms=30000, heartbeat_interval_ms=1000,
-    )
-    consumer.subscribe([sys.argv[3]])
-    await consumer.start()
-    print("joined", flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
-
 
 @pytest.fixture
 async def source(fixtures_dir: Path) -> AsyncIterator[VideoSource]:
     async with video_source(fixtures_dir) as running:
         yield running
-
-
-async def kill_a_joined_member(stack: StackInfo, group: str, topic: str) -> str:
-    """Join ``group`` from another process, SIGKILL it; returns its member id."""
-    member = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", MEMBER, stack.kafka_bootstrap, group, topic,
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert member.stdout is not None
-        assert await asyncio.wait_for(member.stdout.readline(), 60) == b"joined\n"
-    finally:
-        member.send_signal(signal.SIGKILL)
-        await member.wait()
-    state, members = await group_members(stack, group)
-    assert state == "Stable" and len(members) == 1
-    return members[0]
 
 
 async def test_queued_work_is_done_while_the_group_waits_for_a_killed_member(

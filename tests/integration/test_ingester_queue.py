@@ -18,11 +18,11 @@ from videoimport_ingester.bootstrap import build_ingester
 
 from tests.polling import eventually
 
+from .group_harness import group_members
 from .ingester_harness import (
     PROJECT,
     Video,
     VideoSource,
-    group_members,
     metric,
     prepare_database,
     publish,

@@ -99,10 +99,14 @@ def health_probes(
     }
 
 
+def group_id(settings: NotifierSettings) -> str:
+    return topic("notifier", settings.topic_prefix)
+
+
 def consumer(settings: NotifierSettings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=topic("notifier", settings.topic_prefix),
+        group_id=group_id(settings),
         client_id=settings.client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -9,8 +9,13 @@ consumes videoimport.jobs (JobCompleted) → emits WebhookDelivered / WebhookDel
   ``webhook_project_limit`` of one project at once;
 - a loop takes the dead letters an operator marked for retry.
 
+The schedulers start before the consumer has joined its group: a restarted
+instance sends what is due at once, while the join waits out the session of a
+member killed without leaving.
+
 SIGTERM: nothing new starts; attempts in flight finish or time out
-(``webhook_timeout``), and the process is down a few seconds after that.
+(``webhook_timeout``), and the process is down a few seconds after that, also
+while the consumer is still joining.
 """
 
 from __future__ import annotations
@@ -96,20 +101,22 @@ class Notifier:
         )
         consumer.subscribe([bootstrap.jobs_topic(settings)], listener=keyed.listener())
         await sender.start()
-        tasks: list[asyncio.Task[None]] = []
+        # The deliveries in PostgreSQL are the work and Kafka only adds to them: the
+        # schedulers start before the consumer joins its group, which after a kill
+        # waits out the dead member's session.
+        tasks = [asyncio.create_task(self._retry_letters(pool, stop))]
+        tasks += [
+            asyncio.create_task(self._schedule(attempter, stop))
+            for _ in range(settings.webhook_concurrency)
+        ]
         try:
             started, _ = await unless_stopped(consumer.start(), stop)
-            if not started:
-                return
-            self.prepared.set()
-            consuming = asyncio.create_task(keyed.run())
-            tasks = [consuming, asyncio.create_task(self._retry_letters(pool, stop))]
-            tasks += [
-                asyncio.create_task(self._schedule(attempter, stop))
-                for _ in range(settings.webhook_concurrency)
-            ]
-            # Until SIGTERM, or the consumer fails for good (raised from here).
-            await first_of(stop.wait(), asyncio.shield(consuming))
+            if started:
+                self.prepared.set()
+                consuming = asyncio.create_task(keyed.run())
+                tasks.append(consuming)
+                # Until SIGTERM, or the consumer fails for good (raised from here).
+                await first_of(stop.wait(), asyncio.shield(consuming))
             stop.set()
             keyed.stop()
             await self._wind_down(tasks)
