@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -188,6 +189,8 @@ async def deploy(
         assert services.dead() == {}, "a service died during the tests"
     finally:
         services.stop()
+        # The logs' tails are in any failure message already; the files would pile up.
+        shutil.rmtree(log_dir, ignore_errors=True)
         admin = await asyncpg.connect(stack.postgres_dsn)
         await drop_database(admin, database)
         await admin.close()
