@@ -9,10 +9,11 @@ PYTEST_ARGS ?=
 export PYTHONDONTWRITEBYTECODE :=
 # Parallel test processes sharing one stack; a file's tests stay on one worker (they
 # share module fixtures). Most tests wait on servers, so more workers than cores pay:
-# on 2 cores, 4 took the suite from 910 s to 518 s and 5 leave about 4 % idle. Files
-# go out in the order tests/conftest.py sorts them (longest first, unit tests last), not
-# xdist's own (most tests first), which left the end-to-end files for the end.
-TEST_WORKERS ?= 5
+# on 2 cores, 4 took the suite from 910 s to 518 s; 5 took 223-244 s and 7 203-219 s
+# (6: 228 s). Files go out in the order tests/conftest.py sorts them (longest first,
+# unit tests last), not xdist's own (most tests first), which left the end-to-end
+# files for the end.
+TEST_WORKERS ?= 7
 PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: help uv install stack run test test-unit test-integration test-e2e test-docker lint typecheck check bench reliability asyncapi screenshots clean
